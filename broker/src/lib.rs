@@ -1,0 +1,7 @@
+//! DistributedLog broker: a Kafka-compatible log broker whose code runs both
+//! in a deterministic simulation (`--cfg madsim`) and in production on tokio.
+
+pub mod clock;
+pub mod disk;
+pub mod raft;
+pub mod storage;
