@@ -60,7 +60,10 @@ pub fn check_with(h: &History, _opts: &Options) -> Report {
     let mut allowed = Vec::new();
     let unknown_reasons = Vec::new();
     if has_log || !has_register {
-        anomalies.merge(log::check(h));
+        let (found, log_stats) = log::check(h);
+        anomalies.merge(found);
+        stats.insert("graph_nodes".into(), Value::from(log_stats.graph_nodes));
+        stats.insert("graph_edges".into(), Value::from(log_stats.graph_edges));
         allowed.extend(log::allowed(h));
     }
     let model = match (has_log, has_register) {

@@ -11,7 +11,6 @@ use crate::history::{History, KeyId, Micro, Op, Outcome, F};
 
 /// Who sent a value.
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // key is read by the exactly-once checks
 pub(crate) struct Sent {
     pub key: KeyId,
     /// Index into `History::ops`.

@@ -1,6 +1,9 @@
 //! The log checks: keys are partitions, values are unique integers.
 //! Anomaly names and definitions are documented in `checker/HISTORY.md`.
 
+mod cycles;
+mod eos;
+mod graph;
 mod index;
 mod offsets;
 mod polls;
@@ -19,8 +22,15 @@ pub const ALWAYS_ALLOWED: &[&str] = &["int-send-skip", "G0", "G0-process", "G0-r
 /// Allowed when the history contains a subscribe: rebalances move consumers.
 pub const ALLOWED_WITH_SUBSCRIBE: &[&str] = &["poll-skip", "nonmonotonic-poll"];
 
+/// Sizes of what the log checks built, for the report's stats.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogStats {
+    pub graph_nodes: usize,
+    pub graph_edges: usize,
+}
+
 /// Runs every log check over a history.
-pub fn check(h: &History) -> Anomalies {
+pub fn check(h: &History) -> (Anomalies, LogStats) {
     let idx = LogIndex::build(h);
     let mut out = Anomalies::default();
     offsets::check(h, &idx, &mut out);
@@ -28,7 +38,9 @@ pub fn check(h: &History) -> Anomalies {
     writes::check_read_origins(h, &idx, &mut out);
     writes::check_send_order(h, &idx, &mut out);
     polls::check(h, &idx, &mut out);
-    out
+    eos::check(h, &idx, &mut out);
+    let (graph_nodes, graph_edges) = cycles::check(h, &idx, &mut out);
+    (out, LogStats { graph_nodes, graph_edges })
 }
 
 /// Names allowed in this history.
