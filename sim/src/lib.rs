@@ -1,1 +1,3 @@
+//! Simulation harness for DistributedLog.
 
+pub mod disk;

@@ -1,0 +1,398 @@
+//! One log segment: a `.log` file of concatenated RecordBatch v2 bytes plus
+//! its in-memory indexes, and the scanner that validates a segment's bytes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::disk::{Disk, DiskFile, OpenMode};
+
+use super::batch::{self, BatchHeader, HEADER_BYTES};
+use super::error::{Result, StorageError};
+use super::index::{OffsetIndex, SegmentSummary, TimeIndex};
+
+/// File extension of segment data.
+pub const LOG_EXT: &str = "log";
+/// File extension of the sparse offset index.
+pub const INDEX_EXT: &str = "index";
+/// File extension of the time index.
+pub const TIME_INDEX_EXT: &str = "timeindex";
+
+/// `00000000000000000042.log` style name.
+pub fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// Parses the base offset out of a `<20 digits>.<ext>` name.
+pub fn parse_file_name(name: &str, ext: &str) -> Option<i64> {
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// A segment of the log.
+pub(crate) struct Segment {
+    pub base_offset: i64,
+    pub dir: PathBuf,
+    pub file: Arc<dyn DiskFile>,
+    /// Bytes of whole, validated batches (the committed end of the file).
+    pub size_bytes: u64,
+    /// Last offset of the last batch + 1; `base_offset` if empty.
+    pub next_offset: i64,
+    /// Wall-clock ms at creation (or the first batch's timestamp on
+    /// recovery); drives `segment.ms`.
+    pub created_ms: i64,
+    /// Largest batch maxTimestamp, -1 if empty.
+    pub max_timestamp_ms: i64,
+    /// Offset of the batch holding `max_timestamp_ms`.
+    pub max_timestamp_offset: i64,
+    /// First batch's maxTimestamp (for age on recovery), -1 if empty.
+    pub first_timestamp_ms: i64,
+    pub index: OffsetIndex,
+    pub time_index: TimeIndex,
+    pub bytes_since_index: u64,
+    /// Whether the index files on disk may differ from memory.
+    pub index_dirty: bool,
+}
+
+impl Segment {
+    pub fn new(base_offset: i64, dir: &Path, file: Arc<dyn DiskFile>, created_ms: i64) -> Segment {
+        Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file,
+            size_bytes: 0,
+            next_offset: base_offset,
+            created_ms,
+            max_timestamp_ms: -1,
+            max_timestamp_offset: base_offset,
+            first_timestamp_ms: -1,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index: 0,
+            index_dirty: true,
+        }
+    }
+
+    pub fn path(&self, ext: &str) -> PathBuf {
+        self.dir.join(file_name(self.base_offset, ext))
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.path(LOG_EXT)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+
+    fn relative(&self, offset: i64) -> u32 {
+        debug_assert!(offset >= self.base_offset && offset - self.base_offset <= i64::from(u32::MAX));
+        (offset - self.base_offset) as u32
+    }
+
+    /// Accounts a batch appended (or found) at `position`.
+    pub fn record_batch(&mut self, position: u64, h: &BatchHeader, index_interval_bytes: u64) {
+        debug_assert_eq!(position, self.size_bytes, "batches are recorded in order");
+        debug_assert!(h.base_offset >= self.next_offset, "offsets only grow");
+        if self.bytes_since_index >= index_interval_bytes && position <= u64::from(u32::MAX) {
+            let rel = self.relative(h.base_offset);
+            self.index.push(rel, position as u32);
+            let running_max = self.max_timestamp_ms.max(h.max_timestamp);
+            self.time_index.push(running_max, rel);
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += h.size_bytes();
+        if self.first_timestamp_ms < 0 {
+            self.first_timestamp_ms = h.max_timestamp;
+        }
+        if h.max_timestamp > self.max_timestamp_ms {
+            self.max_timestamp_ms = h.max_timestamp;
+            self.max_timestamp_offset = h.base_offset;
+        }
+        self.size_bytes = position + h.size_bytes();
+        self.next_offset = h.last_offset() + 1;
+        self.index_dirty = true;
+    }
+
+    pub fn summary(&self) -> SegmentSummary {
+        SegmentSummary {
+            log_bytes: self.size_bytes,
+            next_offset: self.next_offset,
+            max_timestamp_ms: self.max_timestamp_ms,
+            max_timestamp_offset: self.max_timestamp_offset,
+        }
+    }
+
+    /// Writes and fsyncs the `.index` and `.timeindex` files (the caller
+    /// syncs the directory).
+    pub fn write_indexes(&mut self, disk: &dyn Disk) -> Result<()> {
+        let idx = self.index.encode(self.base_offset, &self.summary());
+        let tidx = self.time_index.encode(self.base_offset, self.size_bytes);
+        for (ext, bytes) in [(INDEX_EXT, idx), (TIME_INDEX_EXT, tidx)] {
+            let path = self.path(ext);
+            let f = disk.open(&path, OpenMode::Truncate).map_err(|e| StorageError::io("open index", &path, e))?;
+            f.write_at(&bytes, 0).map_err(|e| StorageError::io("write index", &path, e))?;
+            f.sync().map_err(|e| StorageError::io("sync index", &path, e))?;
+        }
+        self.index_dirty = false;
+        Ok(())
+    }
+
+    /// Tries to load both index files; `Err` says why they are unusable.
+    pub fn load_indexes(&mut self, disk: &dyn Disk, log_bytes: u64) -> std::result::Result<(), String> {
+        let read_all = |path: &Path| -> std::result::Result<Vec<u8>, String> {
+            let f = disk.open(path, OpenMode::Existing).map_err(|e| format!("{path:?}: {e}"))?;
+            let len = f.len().map_err(|e| e.to_string())?;
+            if len > 1 << 30 {
+                return Err("index file too large".into());
+            }
+            let mut buf = vec![0u8; len as usize];
+            f.read_exact_at(&mut buf, 0).map_err(|e| e.to_string())?;
+            Ok(buf)
+        };
+        let (idx, summary) = OffsetIndex::decode(&read_all(&self.path(INDEX_EXT))?, self.base_offset)?;
+        if summary.log_bytes != log_bytes {
+            return Err(format!("stale index: covers {} bytes, log has {log_bytes}", summary.log_bytes));
+        }
+        let tidx = TimeIndex::decode(&read_all(&self.path(TIME_INDEX_EXT))?, self.base_offset, log_bytes)?;
+        self.index = idx;
+        self.time_index = tidx;
+        self.size_bytes = summary.log_bytes;
+        self.next_offset = summary.next_offset;
+        self.max_timestamp_ms = summary.max_timestamp_ms;
+        self.max_timestamp_offset = summary.max_timestamp_offset;
+        self.bytes_since_index = log_bytes - u64::from(self.index.last_position());
+        self.index_dirty = false;
+        Ok(())
+    }
+
+    /// Finds the first batch whose last offset is >= `offset`, scanning
+    /// headers from the index entry before it. `None` if the segment has no
+    /// such batch.
+    pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        let rel = if offset <= self.base_offset { 0 } else { (offset - self.base_offset).min(i64::from(u32::MAX)) as u32 };
+        let mut pos = if offset <= self.base_offset { 0 } else { u64::from(self.index.lookup(rel)) };
+        let mut hdr = [0u8; HEADER_BYTES];
+        while pos < self.size_bytes {
+            let h = self.read_header(pos, &mut hdr)?;
+            if h.last_offset() >= offset {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.size_bytes();
+        }
+        Ok(None)
+    }
+
+    /// Reads and structurally checks the batch header at `position`.
+    pub fn read_header(&self, position: u64, buf: &mut [u8; HEADER_BYTES]) -> Result<BatchHeader> {
+        let path = self.log_path();
+        self.file.read_exact_at(buf, position).map_err(|e| StorageError::io("read header", &path, e))?;
+        let h = BatchHeader::parse(buf).expect("buffer is HEADER_BYTES long");
+        if let Err(reason) = h.check_structure() {
+            // One re-read: the medium may have returned a flipped bit.
+            self.file.read_exact_at(buf, position).map_err(|e| StorageError::io("read header", &path, e))?;
+            let h2 = BatchHeader::parse(buf).expect("buffer is HEADER_BYTES long");
+            if h2.check_structure().is_err() {
+                return Err(StorageError::Corrupt { path, position, reason });
+            }
+            return Ok(h2);
+        }
+        if position + h.size_bytes() > self.size_bytes {
+            return Err(StorageError::Corrupt {
+                path,
+                position,
+                reason: format!("batch of {} bytes runs past the segment end {}", h.size_bytes(), self.size_bytes),
+            });
+        }
+        Ok(h)
+    }
+
+    /// Reads whole batches starting at `position`: at least the first one,
+    /// then more while they fit in `max_bytes` and their base offset is
+    /// below `upper_offset` (exclusive). Every batch's CRC is verified (one
+    /// re-read on mismatch, then [`StorageError::Corrupt`]).
+    pub fn read_batches(&self, position: u64, first: &BatchHeader, max_bytes: usize, upper_offset: i64) -> Result<(Bytes, i64)> {
+        let path = self.log_path();
+        let first_size = first.size_bytes();
+        let want = (max_bytes as u64).max(first_size).min(self.size_bytes - position);
+        let mut buf = vec![0u8; want as usize];
+        self.file.read_exact_at(&mut buf, position).map_err(|e| StorageError::io("read", &path, e))?;
+        let mut end = 0usize;
+        let mut last_offset = first.last_offset();
+        let mut expect_min = first.base_offset;
+        while end < buf.len() {
+            let Some(h) = BatchHeader::parse(&buf[end..]) else { break };
+            if end > 0 && h.base_offset >= upper_offset {
+                break;
+            }
+            if h.check_structure().is_err() && end > 0 {
+                // Re-validated below by the CRC path of a fresh read.
+            }
+            let size = h.size_bytes() as usize;
+            if end + size > buf.len() {
+                if end == 0 {
+                    return Err(StorageError::Corrupt { path, position, reason: "batch length changed under the reader".into() });
+                }
+                break;
+            }
+            let pos_abs = position + end as u64;
+            let ok = h.check_structure().is_ok() && batch::crc_ok(&buf[end..end + size]) && h.base_offset >= expect_min;
+            if !ok {
+                // One re-read of this batch: a transient bit flip on the
+                // read path must not be reported as corruption.
+                let mut again = vec![0u8; size];
+                self.file.read_exact_at(&mut again, pos_abs).map_err(|e| StorageError::io("read", &path, e))?;
+                let h2 = BatchHeader::parse(&again);
+                let ok2 = h2.is_some_and(|h2| h2.check_structure().is_ok() && h2.size_bytes() as usize == size && h2.base_offset >= expect_min) && batch::crc_ok(&again);
+                if !ok2 {
+                    return Err(StorageError::Corrupt { path, position: pos_abs, reason: "CRC-32C mismatch".into() });
+                }
+                buf[end..end + size].copy_from_slice(&again);
+            }
+            last_offset = h.last_offset();
+            expect_min = last_offset + 1;
+            end += size;
+        }
+        debug_assert!(end > 0, "at least one batch is returned");
+        buf.truncate(end);
+        Ok((Bytes::from(buf), last_offset))
+    }
+}
+
+/// Why a scan stopped before the end of the file.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanProblem {
+    pub position: u64,
+    pub reason: String,
+    /// `Some(bytes)` if whole valid batches follow the bad one (so it is
+    /// corruption before the tail, not a torn write).
+    pub valid_bytes_after: Option<u64>,
+}
+
+/// Result of scanning a segment file.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanOutcome {
+    /// End of the last good batch.
+    pub valid_end: u64,
+    pub problem: Option<ScanProblem>,
+}
+
+const SCAN_CHUNK_BYTES: usize = 4 << 20;
+
+struct ChunkReader<'a> {
+    file: &'a dyn DiskFile,
+    path: &'a Path,
+    file_len: u64,
+    buf: Vec<u8>,
+    start: u64,
+}
+
+impl ChunkReader<'_> {
+    /// Returns `n` bytes at `pos`, or `None` if the file is shorter.
+    fn get(&mut self, pos: u64, n: usize) -> Result<Option<&[u8]>> {
+        if pos + n as u64 > self.file_len {
+            return Ok(None);
+        }
+        let have = pos >= self.start && pos + n as u64 <= self.start + self.buf.len() as u64;
+        if !have {
+            let len = (n.max(SCAN_CHUNK_BYTES) as u64).min(self.file_len - pos) as usize;
+            self.buf.resize(len, 0);
+            self.file.read_exact_at(&mut self.buf, pos).map_err(|e| StorageError::io("scan", self.path, e))?;
+            self.start = pos;
+        }
+        let at = (pos - self.start) as usize;
+        Ok(Some(&self.buf[at..at + n]))
+    }
+
+    /// Fresh read of one range (bypassing the chunk), for a second opinion.
+    fn reread(&self, pos: u64, n: usize) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; n];
+        self.file.read_exact_at(&mut v, pos).map_err(|e| StorageError::io("scan", self.path, e))?;
+        Ok(v)
+    }
+}
+
+/// Checks one batch at `pos`; returns its header if whole and valid.
+fn check_batch(r: &mut ChunkReader<'_>, pos: u64, min_offset: i64, validate_crc: bool) -> Result<std::result::Result<BatchHeader, (String, Option<u64>)>> {
+    let Some(hb) = r.get(pos, HEADER_BYTES)? else {
+        return Ok(Err(("partial batch header at the end".into(), None)));
+    };
+    let h = BatchHeader::parse(hb).expect("HEADER_BYTES");
+    if let Err(reason) = h.check_structure() {
+        return Ok(Err((reason, None)));
+    }
+    let size = h.size_bytes();
+    if pos + size > r.file_len {
+        return Ok(Err((format!("batch of {size} bytes runs past the end of the file"), None)));
+    }
+    if h.base_offset < min_offset {
+        return Ok(Err((format!("base offset {} goes backwards (expected >= {min_offset})", h.base_offset), Some(size))));
+    }
+    if validate_crc {
+        let ok = match r.get(pos, size as usize)? {
+            Some(b) => batch::crc_ok(b),
+            None => false,
+        };
+        if !ok {
+            // Second opinion from a fresh read before declaring corruption.
+            let again = r.reread(pos, size as usize)?;
+            let h2 = BatchHeader::parse(&again);
+            if !(batch::crc_ok(&again) && h2.is_some_and(|h2| h2 == h)) {
+                return Ok(Err(("CRC-32C mismatch".into(), Some(size))));
+            }
+        }
+    }
+    Ok(Ok(h))
+}
+
+/// Scans `[start_pos, file_len)` batch by batch, calling `visit` for each
+/// valid batch, and stops at the first invalid one. `min_offset` is the
+/// smallest base offset the next batch may have.
+pub(crate) fn scan(
+    file: &dyn DiskFile,
+    path: &Path,
+    start_pos: u64,
+    file_len: u64,
+    mut min_offset: i64,
+    validate_crc: bool,
+    visit: &mut dyn FnMut(u64, &BatchHeader),
+) -> Result<ScanOutcome> {
+    let mut r = ChunkReader { file, path, file_len, buf: Vec::new(), start: 0 };
+    let mut pos = start_pos;
+    while pos < file_len {
+        match check_batch(&mut r, pos, min_offset, validate_crc)? {
+            Ok(h) => {
+                visit(pos, &h);
+                pos += h.size_bytes();
+                min_offset = h.last_offset() + 1;
+            }
+            Err((reason, known_size)) => {
+                // Is there valid data after the bad batch? Only decidable
+                // when the bad batch's length is plausible.
+                let mut valid_bytes_after = None;
+                if let Some(size) = known_size {
+                    let mut p = pos + size;
+                    let mut total = 0u64;
+                    while p < file_len {
+                        match check_batch(&mut r, p, i64::MIN, true)? {
+                            Ok(h) => {
+                                total += h.size_bytes();
+                                p += h.size_bytes();
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if total > 0 {
+                        valid_bytes_after = Some(total);
+                    }
+                }
+                return Ok(ScanOutcome { valid_end: pos, problem: Some(ScanProblem { position: pos, reason, valid_bytes_after }) });
+            }
+        }
+    }
+    Ok(ScanOutcome { valid_end: pos, problem: None })
+}
