@@ -11,8 +11,10 @@
 //! The history format and every anomaly are documented in `checker/HISTORY.md`.
 
 pub mod fxhash;
+pub mod gen;
 pub mod history;
 pub mod html;
+pub mod linear;
 pub mod log;
 pub mod report;
 
@@ -48,7 +50,7 @@ pub fn check(h: &History) -> Report {
 }
 
 /// Checks a history with the given options.
-pub fn check_with(h: &History, _opts: &Options) -> Report {
+pub fn check_with(h: &History, opts: &Options) -> Report {
     let has_log = h.ops.iter().any(|o| o.f.is_log());
     let has_register = h.ops.iter().any(|o| o.f.is_register());
     let mut stats: BTreeMap<String, Value> = BTreeMap::new();
@@ -58,13 +60,20 @@ pub fn check_with(h: &History, _opts: &Options) -> Report {
     stats.insert("nemesis_events".into(), Value::from(h.nemesis.len()));
     let mut anomalies = report::Anomalies::default();
     let mut allowed = Vec::new();
-    let unknown_reasons = Vec::new();
+    let mut unknown_reasons = Vec::new();
     if has_log || !has_register {
         let (found, log_stats) = log::check(h);
         anomalies.merge(found);
         stats.insert("graph_nodes".into(), Value::from(log_stats.graph_nodes));
         stats.insert("graph_edges".into(), Value::from(log_stats.graph_edges));
         allowed.extend(log::allowed(h));
+    }
+    if has_register {
+        let lin = linear::check(h, opts.time_budget);
+        anomalies.merge(lin.anomalies);
+        unknown_reasons.extend(lin.unknown_reasons);
+        stats.insert("register_keys".into(), Value::from(lin.keys_checked));
+        stats.insert("register_ops".into(), Value::from(lin.ops_checked));
     }
     let model = match (has_log, has_register) {
         (true, true) => "log+register",
