@@ -100,6 +100,9 @@ struct State {
     trace: u64,
     ops: u64,
     crashes: u64,
+    /// If set, mutating operations left before the disk "dies": once it
+    /// reaches 0 every operation fails with EIO until `crash()`.
+    halt_after_ops: Option<u64>,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -185,6 +188,18 @@ impl State {
         }
     }
 
+    /// Counts down the halt budget; `Err` once the disk has "died".
+    fn tick(&mut self) -> io::Result<()> {
+        match self.halt_after_ops {
+            Some(0) => Err(io::Error::other("disk halted (simulated power loss pending)")),
+            Some(n) => {
+                self.halt_after_ops = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
     fn check_generation(&self, generation: u64) -> io::Result<()> {
         if generation != self.generation {
             return Err(io::Error::other("stale handle: the disk crashed since this file was opened"));
@@ -230,6 +245,7 @@ impl FaultyDisk {
                 trace: FNV_OFFSET,
                 ops: 0,
                 crashes: 0,
+                halt_after_ops: None,
             })),
         }
     }
@@ -255,6 +271,14 @@ impl FaultyDisk {
         self.lock().config.capacity_bytes = capacity_bytes;
     }
 
+    /// After `ops` more mutating operations (write, set_len, sync, create,
+    /// rename, remove, sync_dir), every operation fails with EIO until
+    /// [`FaultyDisk::crash`], which also clears this. Lets a test crash at
+    /// every point of a multi-step protocol. `None` disarms.
+    pub fn halt_after(&self, ops: Option<u64>) {
+        self.lock().halt_after_ops = ops;
+    }
+
     /// Simulates a power loss: everything not synced is dropped (file bytes
     /// and directory entries), possibly keeping torn prefixes of the last
     /// pending write of each file; open handles become stale.
@@ -263,6 +287,7 @@ impl FaultyDisk {
         let st = &mut *st;
         st.crashes += 1;
         st.generation += 1;
+        st.halt_after_ops = None;
         st.current_ns = st.durable_ns.clone();
         let live: std::collections::BTreeSet<u64> = st
             .durable_ns
@@ -433,6 +458,7 @@ impl DiskFile for FaultyFile {
         let mut st = self.lock();
         let result = (|| {
             st.check_generation(self.generation)?;
+            st.tick()?;
             let cur_len = st.inodes.get(&self.inode).ok_or_else(|| eio("inode gone"))?.current.len() as u64;
             let new_len = cur_len.max(offset + data.len() as u64);
             if let Some(cap) = st.config.capacity_bytes {
@@ -462,6 +488,7 @@ impl DiskFile for FaultyFile {
         let mut st = self.lock();
         let result = (|| {
             st.check_generation(self.generation)?;
+            st.tick()?;
             let p = st.config.sync_eio_probability;
             if st.roll(p) {
                 return Err(eio("fsync"));
@@ -492,6 +519,7 @@ impl DiskFile for FaultyFile {
         let mut st = self.lock();
         let result = (|| {
             st.check_generation(self.generation)?;
+            st.tick()?;
             let cur_len = st.inodes.get(&self.inode).ok_or_else(|| eio("inode gone"))?.current.len() as u64;
             if len > cur_len {
                 if let Some(cap) = st.config.capacity_bytes {
@@ -521,6 +549,7 @@ impl Disk for FaultyDisk {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn DiskFile>> {
         let mut st = self.lock();
         let result: io::Result<u64> = (|| match (st.current_ns.get(path).copied(), mode) {
+            (_, OpenMode::CreateIfMissing | OpenMode::Truncate) if st.tick().is_err() => Err(eio("disk halted")),
             (Some(Entry::Dir), _) => Err(io::Error::other("is a directory")),
             (Some(Entry::File(ino)), OpenMode::Existing | OpenMode::CreateIfMissing) => Ok(ino),
             (Some(Entry::File(ino)), OpenMode::Truncate) => {
@@ -604,7 +633,9 @@ impl Disk for FaultyDisk {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
+        let halted = st.tick().is_err();
         let result = match st.current_ns.get(path) {
+            _ if halted => Err(eio("disk halted")),
             Some(Entry::File(_)) => {
                 st.current_ns.remove(path);
                 Ok(())
@@ -619,7 +650,9 @@ impl Disk for FaultyDisk {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock();
+        let halted = st.tick().is_err();
         let result = match st.current_ns.get(from).copied() {
+            _ if halted => Err(eio("disk halted")),
             Some(Entry::File(ino)) => {
                 if !st.parent_is_dir(to) {
                     Err(io::Error::new(io::ErrorKind::NotFound, "target directory missing"))
@@ -648,6 +681,7 @@ impl Disk for FaultyDisk {
             if !matches!(st.current_ns.get(path), Some(Entry::Dir)) {
                 return Err(io::Error::new(io::ErrorKind::NotFound, "no such directory"));
             }
+            st.tick()?;
             let p = st.config.sync_dir_eio_probability;
             if st.roll(p) {
                 return Err(eio("fsync dir"));

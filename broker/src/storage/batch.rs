@@ -36,8 +36,6 @@ pub const CRC_START: usize = 21;
 
 /// Attribute bit: timestamp type is LogAppendTime.
 pub const ATTR_LOG_APPEND_TIME: i16 = 1 << 3;
-/// Attribute bit: transactional.
-pub const ATTR_TRANSACTIONAL: i16 = 1 << 4;
 /// Attribute bit: control batch.
 pub const ATTR_CONTROL: i16 = 1 << 5;
 /// Attribute bit: baseTimestamp holds the delete horizon.

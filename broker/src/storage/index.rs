@@ -95,11 +95,6 @@ impl OffsetIndex {
         }
     }
 
-    /// Drops entries at or past `position`.
-    pub fn truncate_to_position(&mut self, position: u64) {
-        self.entries.retain(|&(_, p)| u64::from(p) < position);
-    }
-
     /// The last entry's position (0 if none).
     pub fn last_position(&self) -> u32 {
         self.entries.last().map_or(0, |e| e.1)
@@ -206,11 +201,6 @@ impl TimeIndex {
         } else {
             self.entries[i - 1].1
         }
-    }
-
-    /// Drops entries at or past `relative_offset`.
-    pub fn truncate_to_relative_offset(&mut self, relative_offset: u32) {
-        self.entries.retain(|&(_, r)| r < relative_offset);
     }
 
     /// Encodes the `.timeindex` file.

@@ -100,13 +100,13 @@ pub struct PartitionLog {
     pub(crate) last_flush_ms: i64,
     /// If set, the active segment must be truncated to this size before
     /// the next write (a rollback whose truncate failed).
-    pending_truncate: Option<u64>,
+    pub(crate) pending_truncate: Option<u64>,
     pub(crate) epochs: Vec<EpochEntry>,
     /// Compaction: offsets below this have been cleaned.
     pub(crate) first_dirty_offset: i64,
     /// Compaction: earliest delete horizon stamped on a cleaned batch.
     pub(crate) min_delete_horizon_ms: Option<i64>,
-    recovery: RecoveryReport,
+    pub(crate) recovery: RecoveryReport,
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
@@ -342,24 +342,13 @@ impl PartitionLog {
                 break;
             }
         }
-        // Segments after a truncation point, and trailing empty segments
-        // that no longer continue the log (their predecessor lost its
-        // unsynced tail), are removed.
+        // Segments after a truncation point (corrupt_middle=truncate) go.
+        // (A trailing empty segment is kept: a roll syncs the old segment
+        // before creating the new file, so its base is the true log end.)
         let mut removed = false;
         for (base, _, _) in files.iter().skip(i) {
             self.remove_segment_files(*base)?;
             removed = true;
-        }
-        loop {
-            let mut it = self.segments.iter().rev();
-            let (Some((&lb, last)), Some((_, prev))) = (it.next(), it.next()) else { break };
-            if last.is_empty() && lb != prev.next_offset {
-                self.segments.remove(&lb);
-                self.remove_segment_files(lb)?;
-                removed = true;
-            } else {
-                break;
-            }
         }
         if removed {
             disk.sync_dir(&dir).map_err(io_err("sync dir", &dir))?;
@@ -384,6 +373,7 @@ impl PartitionLog {
         // Epochs past the log end are stale.
         let end = self.log_end_offset;
         self.epochs.retain(|e| e.start_offset < end);
+        self.remove_snapshots_after(end)?;
         self.remove_clean_marker()?;
         self.check_invariants();
         Ok(())
