@@ -234,9 +234,14 @@ impl PartitionLog {
         // Keep the segment's offset extent even if its last batches went,
         // so the log end never moves back.
         seg.next_offset = seg.next_offset.max(old.next_offset);
-        seg.write_indexes(&*disk)?;
-        disk.sync_dir(&dir).map_err(io("sync dir", &dir))?;
         self.segments.insert(base, seg);
+        // Indexes are derived data: if writing them fails the segment is
+        // still swapped; they are rewritten at close or rebuilt at open.
+        let seg = self.segments.get_mut(&base).expect("just inserted");
+        if let Err(e) = seg.write_indexes(&*disk).and_then(|()| disk.sync_dir(&dir).map_err(io("sync dir", &dir))) {
+            tracing::warn!(segment = ?log_path, error = %e, "could not write the cleaned segment's indexes; they will be rebuilt");
+            seg.index_dirty = true;
+        }
         Ok(())
     }
 }

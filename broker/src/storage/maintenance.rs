@@ -59,9 +59,14 @@ impl PartitionLog {
         let next_base = *self.segments.range(last_doomed + 1..).next().expect("the active segment remains").0;
         let new_start = self.log_start_offset.max(next_base);
         debug_assert!(new_start >= self.log_start_offset, "log start only advances");
+        let old_start = self.log_start_offset;
         self.log_start_offset = new_start;
+        // Durable before any file goes (and before anyone sees the new start).
+        if let Err(e) = self.write_log_start_checkpoint() {
+            self.log_start_offset = old_start;
+            return Err(e);
+        }
         self.first_dirty_offset = self.first_dirty_offset.max(new_start);
-        self.write_log_start_checkpoint()?;
         let mut deleted_bytes = 0;
         for base in &doomed {
             let seg = self.segments.remove(base).expect("listed above");
