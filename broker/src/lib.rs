@@ -5,3 +5,7 @@ pub mod clock;
 pub mod disk;
 pub mod raft;
 pub mod storage;
+pub mod client;
+pub mod config;
+pub mod server;
+pub mod wire;

@@ -1,1 +1,35 @@
+//! Scenarios: named compositions of a workload, a fault plan and checks.
+//!
+//! A scenario runs inside one madsim runtime seeded by the run's seed: the
+//! seed decides the fault schedule, every client's choices, message delays,
+//! task interleavings and disk faults, so a seed replays a run exactly.
+//! The run produces a history (format v1) that `checker` judges.
 
+pub mod history;
+#[cfg(madsim)]
+mod nemesis_runner;
+#[cfg(madsim)]
+pub mod run;
+#[cfg(madsim)]
+mod single_node_crash;
+
+/// A scenario's name and what it shows.
+#[derive(Debug, Clone, Copy)]
+pub struct ScenarioInfo {
+    /// Name used on the command line.
+    pub name: &'static str,
+    /// One line on what it does and why it matters.
+    pub description: &'static str,
+}
+
+/// Every scenario, in the order `dlog-sim list` shows them.
+pub const SCENARIOS: &[ScenarioInfo] = &[ScenarioInfo {
+    name: "single-node-crash",
+    description: "clients send unique integers to 3 partitions of one broker and poll them back while it is crashed, \
+                  restarted, paused, cut off and given failing disks; acknowledged writes must survive",
+}];
+
+/// Looks a scenario up by name.
+pub fn find(name: &str) -> Option<&'static ScenarioInfo> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}

@@ -1,0 +1,41 @@
+//! A Kafka client on the same protocol crate as the broker: a producer and
+//! a consumer that run both inside the simulation and over real TCP.
+//!
+//! Real clients (librdkafka, kafka-python) cannot run inside madsim; this
+//! one can, so the simulation's workloads drive the broker through exactly
+//! the bytes a real client would send.
+
+mod cluster;
+mod connection;
+mod consumer;
+mod producer;
+
+pub use cluster::Cluster;
+pub use connection::{ClientError, Connection};
+pub use consumer::{Consumer, ConsumerConfig, ConsumedRecord};
+pub use producer::{Producer, ProducerConfig, SendError, SendOutcome};
+
+/// A topic and partition number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// A topic-partition.
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}

@@ -1,0 +1,280 @@
+//! The producer: batches records per partition, sends them with the
+//! configured acks, and retries with exponential backoff.
+//!
+//! Retries and duplicates: without idempotence, resending a batch whose
+//! outcome is unknown (a timeout, a connection lost after sending) can
+//! append it twice. So by default the producer retries only failures that
+//! certainly had no effect (no connection, or an error code from the
+//! broker, which appends nothing on error), and reports ambiguous ones to
+//! the caller as such. `retry_ambiguous = true` restores Kafka's
+//! at-least-once behaviour and its duplicates.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    produce_request::{PartitionProduceData, TopicProduceData},
+    ProduceRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType, NO_PARTITION_LEADER_EPOCH,
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+};
+use kafka_protocol::ResponseError;
+
+use super::{ClientError, Cluster, TopicPartition};
+
+/// Produce request version this client speaks.
+pub const PRODUCE_VERSION: i16 = 7;
+
+/// Producer settings.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// `host:port` of any broker.
+    pub bootstrap: String,
+    /// Client id sent in every request header.
+    pub client_id: String,
+    /// 0 (no response), 1 (leader), -1 (all in-sync replicas).
+    pub acks: i16,
+    /// Per-request timeout.
+    pub request_timeout_ms: u64,
+    /// How many times a definite failure is retried.
+    pub retries: u32,
+    /// First retry backoff; doubles per attempt.
+    pub retry_backoff_ms: u64,
+    /// Cap on the retry backoff.
+    pub retry_backoff_ms_max: u64,
+    /// Also retry sends whose outcome is unknown (may duplicate).
+    pub retry_ambiguous: bool,
+    /// Most records held per partition before `enqueue` asks for a flush.
+    pub batch_records_max: usize,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap: "127.0.0.1:9092".into(),
+            client_id: "dlog-producer".into(),
+            acks: -1,
+            request_timeout_ms: 5_000,
+            retries: 5,
+            retry_backoff_ms: 100,
+            retry_backoff_ms_max: 1_000,
+            retry_ambiguous: false,
+            batch_records_max: 500,
+        }
+    }
+}
+
+/// Why a send failed, and whether it may still have happened.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// True when the records certainly were not appended.
+    pub definite: bool,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A successful send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// Offset of the first record, when the broker told it (`None` with acks=0).
+    pub base_offset: Option<i64>,
+}
+
+/// A producer.
+pub struct Producer {
+    config: ProducerConfig,
+    cluster: Cluster,
+    pending: BTreeMap<TopicPartition, Vec<(Option<Bytes>, Option<Bytes>)>>,
+    /// Wall-clock source for record timestamps, in milliseconds.
+    now_ms: Box<dyn Fn() -> i64 + Send>,
+}
+
+/// Whether a broker error code means "nothing was appended, try again".
+fn retriable_code(code: i16) -> bool {
+    ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable())
+}
+
+impl Producer {
+    /// A producer; connects lazily. `now_ms` gives record timestamps.
+    pub fn new(config: ProducerConfig, now_ms: Box<dyn Fn() -> i64 + Send>) -> Self {
+        let cluster = Cluster::new(&config.bootstrap, &config.client_id, config.request_timeout_ms);
+        Self {
+            config,
+            cluster,
+            pending: BTreeMap::new(),
+            now_ms,
+        }
+    }
+
+    /// The cluster view (for topic creation and metadata).
+    pub fn cluster(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+
+    /// Sends one record now and waits for the outcome.
+    pub async fn send(&mut self, tp: &TopicPartition, key: Option<Bytes>, value: Option<Bytes>) -> Result<SendOutcome, SendError> {
+        self.send_batch(tp, &[(key, value)]).await
+    }
+
+    /// Adds a record to its partition's batch; returns true when the batch
+    /// is full and the caller should `flush`.
+    pub fn enqueue(&mut self, tp: TopicPartition, key: Option<Bytes>, value: Option<Bytes>) -> bool {
+        let batch = self.pending.entry(tp).or_default();
+        batch.push((key, value));
+        batch.len() >= self.config.batch_records_max
+    }
+
+    /// Sends every pending batch; returns each partition's outcome.
+    pub async fn flush(&mut self) -> Vec<(TopicPartition, Result<SendOutcome, SendError>)> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for (tp, records) in pending {
+            let outcome = self.send_batch(&tp, &records).await;
+            outcomes.push((tp, outcome));
+        }
+        outcomes
+    }
+
+    fn encode_batch(&self, records: &[(Option<Bytes>, Option<Bytes>)]) -> Result<Bytes, SendError> {
+        let timestamp = (self.now_ms)();
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+                producer_id: NO_PRODUCER_ID,
+                producer_epoch: NO_PRODUCER_EPOCH,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: NO_SEQUENCE,
+                timestamp,
+                key: key.clone(),
+                value: value.clone(),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| SendError {
+            definite: true,
+            message: format!("encode failed: {e}"),
+        })?;
+        Ok(buf.freeze())
+    }
+
+    /// Sends one batch to `tp`'s leader with retries.
+    pub async fn send_batch(&mut self, tp: &TopicPartition, records: &[(Option<Bytes>, Option<Bytes>)]) -> Result<SendOutcome, SendError> {
+        let batch = self.encode_batch(records)?;
+        let mut attempt = 0;
+        loop {
+            let error = match self.try_send(tp, &batch).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(error) => error,
+            };
+            let may_retry = error.definite || self.config.retry_ambiguous;
+            if !may_retry || attempt >= self.config.retries {
+                return Err(error);
+            }
+            let backoff_ms = self
+                .config
+                .retry_backoff_ms
+                .saturating_mul(1 << attempt.min(16))
+                .min(self.config.retry_backoff_ms_max);
+            tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+            attempt += 1;
+        }
+    }
+
+    async fn try_send(&mut self, tp: &TopicPartition, batch: &Bytes) -> Result<SendOutcome, SendError> {
+        let leader = match self.cluster.leader(tp).await {
+            Ok(Some(addr)) => addr,
+            Ok(None) => {
+                return Err(SendError {
+                    definite: true,
+                    message: format!("no leader known for {tp}"),
+                })
+            }
+            Err(error) => return Err(client_error(error)),
+        };
+        let request = ProduceRequest::default()
+            .with_acks(self.config.acks)
+            .with_timeout_ms(self.config.request_timeout_ms as i32)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(tp.partition)
+                    .with_records(Some(batch.clone()))])]);
+        let timeout_ms = self.config.request_timeout_ms;
+        let acks = self.config.acks;
+        let connection = match self.cluster.connection(&leader).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                self.cluster.drop_connection(&leader);
+                return Err(client_error(error));
+            }
+        };
+        if acks == 0 {
+            return match connection.send(&request, PRODUCE_VERSION).await {
+                Ok(_) => Ok(SendOutcome { base_offset: None }),
+                Err(error) => {
+                    self.cluster.drop_connection(&leader);
+                    Err(client_error(error))
+                }
+            };
+        }
+        let response = match connection.request(&request, PRODUCE_VERSION, timeout_ms).await {
+            Ok(response) => response,
+            Err(error) => {
+                self.cluster.drop_connection(&leader);
+                return Err(client_error(error));
+            }
+        };
+        let partition = response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .find(|p| p.index == tp.partition)
+            .ok_or_else(|| SendError {
+                definite: false,
+                message: format!("response did not mention {tp}"),
+            })?;
+        if partition.error_code != 0 {
+            self.cluster.invalidate(tp);
+            return Err(SendError {
+                definite: !appended_maybe(partition.error_code),
+                message: format!(
+                    "broker error {} on {tp}{}",
+                    partition.error_code,
+                    if retriable_code(partition.error_code) { " (retriable)" } else { "" }
+                ),
+            });
+        }
+        Ok(SendOutcome {
+            base_offset: Some(partition.base_offset),
+        })
+    }
+}
+
+/// Error codes that leave the append's outcome unknown: the leader wrote
+/// the batch but could not confirm replication in time.
+fn appended_maybe(code: i16) -> bool {
+    code == ResponseError::RequestTimedOut.code() || code == ResponseError::NotEnoughReplicasAfterAppend.code()
+}
+
+fn client_error(error: ClientError) -> SendError {
+    SendError {
+        definite: error.is_definite(),
+        message: error.to_string(),
+    }
+}

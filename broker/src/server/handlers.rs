@@ -1,0 +1,390 @@
+//! One handler per API. Each takes a decoded request and returns the
+//! encoded response; errors inside a request become Kafka error codes in the
+//! response, per topic or partition, never a closed connection.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    api_versions_response::ApiVersion, create_topics_response::CreatableTopicResult,
+    fetch_response::{FetchableTopicResponse, PartitionData},
+    list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse},
+    metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
+    produce_response::{PartitionProduceResponse, TopicProduceResponse},
+    ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest,
+    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::ResponseError;
+
+use super::topics::{self, TopicError, TopicMeta};
+use super::Broker;
+use crate::storage::StorageError;
+use crate::wire::{encode_response, DecodeError, Request, SUPPORTED_APIS};
+
+/// The cluster id reported in Metadata.
+pub const CLUSTER_ID: &str = "dlog-cluster";
+/// Isolation level `read_committed` in Fetch and ListOffsets.
+const READ_COMMITTED: i8 = 1;
+/// ListOffsets timestamp meaning "the latest offset".
+const LATEST_TIMESTAMP: i64 = -1;
+/// ListOffsets timestamp meaning "the earliest offset".
+const EARLIEST_TIMESTAMP: i64 = -2;
+
+fn encode<R: Encodable>(api: ApiKey, header: &RequestHeader, body: &R) -> Result<Option<Bytes>, DecodeError> {
+    encode_response(api, header.request_api_version, header.correlation_id, body)
+        .map(Some)
+        .map_err(|e| DecodeError::Malformed(format!("response did not encode: {e}")))
+}
+
+/// Dispatches a decoded request to its handler.
+pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -> Result<Option<Bytes>, DecodeError> {
+    match request {
+        Request::ApiVersions(_) => encode(ApiKey::ApiVersions, header, &api_versions_body(0)),
+        Request::Metadata(request) => encode(ApiKey::Metadata, header, &metadata(broker, header, request)),
+        Request::CreateTopics(request) => encode(ApiKey::CreateTopics, header, &create_topics(broker, request)),
+        Request::Produce(request) => {
+            let acks = request.acks;
+            let response = produce(broker, request);
+            if acks == 0 {
+                Ok(None)
+            } else {
+                encode(ApiKey::Produce, header, &response)
+            }
+        }
+        Request::Fetch(request) => {
+            let response = fetch(broker, request).await;
+            encode(ApiKey::Fetch, header, &response)
+        }
+        Request::ListOffsets(request) => encode(ApiKey::ListOffsets, header, &list_offsets(broker, request)),
+    }
+}
+
+fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(
+        SUPPORTED_APIS
+            .iter()
+            .map(|&(api, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(api as i16)
+                    .with_min_version(min)
+                    .with_max_version(max)
+            })
+            .collect(),
+    )
+}
+
+/// The answer to an ApiVersions request at a version we do not speak:
+/// UNSUPPORTED_VERSION and our table, in v0 so any client can read it.
+pub fn api_versions_unsupported(correlation_id: i32) -> Bytes {
+    let body = api_versions_body(ResponseError::UnsupportedVersion.code());
+    encode_response(ApiKey::ApiVersions, 0, correlation_id, &body).unwrap_or_default()
+}
+
+fn storage_code(error: &StorageError) -> i16 {
+    error.kafka_error_code()
+}
+
+fn topic_error_code(error: &TopicError) -> i16 {
+    match error {
+        TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
+        TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
+        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+        TopicError::Storage { source, .. } => storage_code(source),
+        TopicError::BadMeta { .. } | TopicError::Io(_) => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+/// Creates a topic, or finds it if another request created it first.
+fn create_topic(broker: &Broker, name: &str, meta: TopicMeta) -> Result<(), TopicError> {
+    let mut topics_guard = broker.topics.lock().unwrap_or_else(|e| e.into_inner());
+    if topics_guard.contains_key(name) {
+        return Err(TopicError::AlreadyExists(name.into()));
+    }
+    let topic = topics::create(&broker.config, &broker.disk, &broker.clock, name, meta)?;
+    topics_guard.insert(name.into(), std::sync::Arc::new(topic));
+    Ok(())
+}
+
+fn metadata(broker: &Broker, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
+    let config = &broker.config;
+    let names: Vec<String> = match &request.topics {
+        None => broker.topics_snapshot().iter().map(|t| t.name.clone()).collect(),
+        Some(list) => list
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string()))
+            .collect(),
+    };
+    // Before v4 there is no flag and auto-creation follows the broker setting.
+    let allow_create = header.request_api_version < 4 || request.allow_auto_topic_creation;
+    let mut topics = Vec::with_capacity(names.len());
+    for name in names {
+        if broker.topic(&name).is_none() && allow_create && config.auto_create_topics {
+            let meta = TopicMeta {
+                partitions: config.default_num_partitions,
+                configs: Default::default(),
+            };
+            match create_topic(broker, &name, meta) {
+                Ok(()) | Err(TopicError::AlreadyExists(_)) => {}
+                Err(error) => {
+                    tracing::warn!(topic = %name, %error, "auto-create failed");
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(name))))
+                            .with_error_code(topic_error_code(&error)),
+                    );
+                    continue;
+                }
+            }
+        }
+        let topic_response = match broker.topic(&name) {
+            None => MetadataResponseTopic::default().with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            Some(topic) => MetadataResponseTopic::default().with_partitions(
+                (0..topic.meta.partitions)
+                    .map(|p| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_leader_id(BrokerId(config.node_id))
+                            .with_leader_epoch(0)
+                            .with_replica_nodes(vec![BrokerId(config.node_id)])
+                            .with_isr_nodes(vec![BrokerId(config.node_id)])
+                    })
+                    .collect(),
+            ),
+        };
+        topics.push(topic_response.with_name(Some(TopicName(StrBytes::from_string(name)))));
+    }
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(config.node_id))
+            .with_host(StrBytes::from_string(config.advertised_host.clone()))
+            .with_port(config.advertised_port)])
+        .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
+        .with_controller_id(BrokerId(config.node_id))
+        .with_topics(topics)
+}
+
+fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let results = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str().to_string();
+            let partitions = if topic.num_partitions == -1 {
+                broker.config.default_num_partitions
+            } else {
+                topic.num_partitions
+            };
+            let mut result = CreatableTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_num_partitions(partitions)
+                .with_replication_factor(1);
+            let error = if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
+                Some((ResponseError::InvalidReplicationFactor.code(), "replication factor must be 1 on a single broker".to_string()))
+            } else if !topic.assignments.is_empty() {
+                Some((ResponseError::InvalidReplicaAssignment.code(), "manual assignment is not supported".to_string()))
+            } else {
+                let configs = topic
+                    .configs
+                    .iter()
+                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string())))
+                    .collect();
+                let meta = TopicMeta { partitions, configs };
+                let outcome = if request.validate_only {
+                    topics::validate_name(&name).and_then(|()| {
+                        if partitions < 1 {
+                            Err(TopicError::InvalidPartitions(partitions))
+                        } else if broker.topic(&name).is_some() {
+                            Err(TopicError::AlreadyExists(name.clone()))
+                        } else {
+                            Ok(())
+                        }
+                    })
+                } else {
+                    create_topic(broker, &name, meta)
+                };
+                outcome.err().map(|e| (topic_error_code(&e), e.to_string()))
+            };
+            if let Some((code, message)) = error {
+                result = result.with_error_code(code).with_error_message(Some(StrBytes::from_string(message)));
+            }
+            result
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+fn produce(broker: &Broker, request: ProduceRequest) -> ProduceResponse {
+    let valid_acks = matches!(request.acks, -1..=1);
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|topic_data| {
+            let topic = broker.topic(topic_data.name.0.as_str());
+            let partition_responses = topic_data
+                .partition_data
+                .into_iter()
+                .map(|data| {
+                    let response = PartitionProduceResponse::default()
+                        .with_index(data.index)
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1);
+                    if !valid_acks {
+                        return response.with_error_code(ResponseError::InvalidRequiredAcks.code());
+                    }
+                    let Some(log) = topic.as_ref().and_then(|t| usize::try_from(data.index).ok().and_then(|i| t.partitions.get(i)))
+                    else {
+                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let Some(records) = data.records.filter(|r| !r.is_empty()) else {
+                        return response.with_error_code(ResponseError::InvalidRecord.code());
+                    };
+                    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                    match log.append(&records) {
+                        Ok(info) => {
+                            broker.appended.notify_waiters();
+                            response
+                                .with_base_offset(info.base_offset)
+                                .with_log_start_offset(log.log_start_offset())
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "append failed");
+                            response.with_error_code(storage_code(&error))
+                        }
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(partition_responses)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// Reads what a fetch asks for, without waiting; returns the response and
+/// how many record bytes it carries.
+fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize) {
+    let mut bytes_left = (request.max_bytes.max(0) as usize).min(broker.config.fetch_response_bytes_max);
+    let mut total_bytes = 0;
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let responses = request
+        .topics
+        .iter()
+        .map(|fetch_topic| {
+            let topic = broker.topic(fetch_topic.topic.0.as_str());
+            let partitions = fetch_topic
+                .partitions
+                .iter()
+                .map(|fetch_partition| {
+                    let mut data = PartitionData::default()
+                        .with_partition_index(fetch_partition.partition)
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1)
+                        .with_log_start_offset(-1)
+                        .with_aborted_transactions(read_committed.then(Vec::new));
+                    let Some(log) = topic
+                        .as_ref()
+                        .and_then(|t| usize::try_from(fetch_partition.partition).ok().and_then(|i| t.partitions.get(i)))
+                    else {
+                        return data.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let log = log.lock().unwrap_or_else(|e| e.into_inner());
+                    // Single node: everything appended is committed, so the
+                    // high watermark is the log end, and with no transactions
+                    // yet the last stable offset equals the high watermark.
+                    let high_watermark = log.log_end_offset();
+                    let log_start = log.log_start_offset();
+                    data = data
+                        .with_high_watermark(high_watermark)
+                        .with_last_stable_offset(high_watermark)
+                        .with_log_start_offset(log_start);
+                    let offset = fetch_partition.fetch_offset;
+                    if offset < log_start || offset > high_watermark {
+                        return data.with_error_code(ResponseError::OffsetOutOfRange.code());
+                    }
+                    if offset == high_watermark || bytes_left == 0 {
+                        return data.with_records(Some(Bytes::new()));
+                    }
+                    let max_bytes = (fetch_partition.partition_max_bytes.max(0) as usize).min(bytes_left);
+                    match log.read_bounded(offset, max_bytes.max(1), high_watermark) {
+                        Ok(read) => {
+                            let records = read.records;
+                            bytes_left = bytes_left.saturating_sub(records.len());
+                            total_bytes += records.len();
+                            data.with_records(Some(records))
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "read failed");
+                            data.with_error_code(storage_code(&error))
+                        }
+                    }
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(fetch_topic.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    (FetchResponse::default().with_responses(responses), total_bytes)
+}
+
+async fn fetch(broker: &Broker, request: FetchRequest) -> FetchResponse {
+    let wait_ms = (request.max_wait_ms.max(0) as u64).min(broker.config.fetch_wait_ms_max);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let min_bytes = request.min_bytes.max(1) as usize;
+    loop {
+        // Register for the wake-up before reading, so an append between the
+        // read and the wait is not missed.
+        let appended = broker.appended.notified();
+        let (response, total_bytes) = fetch_once(broker, &request);
+        let now = tokio::time::Instant::now();
+        let has_error = response.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
+        if total_bytes >= min_bytes || has_error || now >= deadline {
+            return response;
+        }
+        let _ = tokio::time::timeout(deadline - now, appended).await;
+    }
+}
+
+fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|list_topic| {
+            let topic = broker.topic(list_topic.name.0.as_str());
+            let partitions = list_topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(0);
+                    let Some(log) = topic.as_ref().and_then(|t| usize::try_from(p.partition_index).ok().and_then(|i| t.partitions.get(i)))
+                    else {
+                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let log = log.lock().unwrap_or_else(|e| e.into_inner());
+                    match p.timestamp {
+                        LATEST_TIMESTAMP => response.with_offset(log.log_end_offset()),
+                        EARLIEST_TIMESTAMP => response.with_offset(log.log_start_offset()),
+                        timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
+                            Ok(Some(found)) => response.with_offset(found.offset).with_timestamp(found.timestamp_ms),
+                            Ok(None) => response,
+                            Err(error) => response.with_error_code(storage_code(&error)),
+                        },
+                        _ => response.with_error_code(ResponseError::InvalidRequest.code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(list_topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

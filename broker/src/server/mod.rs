@@ -1,0 +1,200 @@
+//! The broker: topics and partition logs behind the Kafka wire protocol.
+//!
+//! [`Broker`] owns the state (topics, their partition logs) and answers
+//! decoded requests; [`serve`] is the thin async driver that accepts
+//! connections, reads frames, and writes responses in request order.
+//!
+//! Topic metadata is one file per topic, `<data_dir>/<topic>.topic`, JSON
+//! `{"partitions": N, "configs": {...}}`, written to a temporary name,
+//! fsynced, renamed into place and made durable with a directory fsync, so a
+//! crash leaves either no topic or the whole topic. Partition `p` of topic
+//! `t` keeps its log in `<data_dir>/t-p/`.
+
+mod handlers;
+mod topics;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::BrokerConfig;
+use crate::disk::Disk;
+use crate::wire::{self, DecodeError};
+
+pub use topics::{TopicError, TopicMeta};
+
+/// A hook that sees every request frame received and every response frame
+/// sent, in order; the simulation hashes them to prove determinism.
+pub type TraceHook = Arc<dyn Fn(TraceDirection, &[u8]) + Send + Sync>;
+
+/// Which way a traced frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceDirection {
+    /// A request arrived.
+    Request,
+    /// A response left.
+    Response,
+}
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Listing or reading the data directory failed.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A topic's metadata or log could not be loaded.
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+}
+
+/// One broker node's state.
+pub struct Broker {
+    pub(crate) config: BrokerConfig,
+    pub(crate) disk: Arc<dyn Disk>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) topics: Mutex<BTreeMap<String, Arc<topics::Topic>>>,
+    /// Woken after every successful append, so long-polling fetches return.
+    pub(crate) appended: Notify,
+    trace: Option<TraceHook>,
+}
+
+impl Broker {
+    /// Opens the broker on `config.data_dir`, recovering every topic found.
+    pub fn open(config: BrokerConfig, disk: Arc<dyn Disk>, clock: Arc<dyn Clock>) -> Result<Arc<Self>, BrokerError> {
+        let topics = topics::load_all(&config, &disk, &clock)?;
+        tracing::info!(node_id = config.node_id, topics = topics.len(), "broker opened");
+        Ok(Arc::new(Self {
+            config,
+            disk,
+            clock,
+            topics: Mutex::new(topics),
+            appended: Notify::new(),
+            trace: None,
+        }))
+    }
+
+    /// Same as [`Broker::open`], with a hook that sees every frame.
+    pub fn open_traced(
+        config: BrokerConfig,
+        disk: Arc<dyn Disk>,
+        clock: Arc<dyn Clock>,
+        trace: TraceHook,
+    ) -> Result<Arc<Self>, BrokerError> {
+        let mut broker = Arc::try_unwrap(Self::open(config, disk, clock)?)
+            .unwrap_or_else(|_| unreachable!("fresh Arc has one owner"));
+        broker.trace = Some(trace);
+        Ok(Arc::new(broker))
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Flushes every partition log (used on clean shutdown and by the
+    /// interval flush policy).
+    pub fn flush_all(&self) {
+        for topic in self.topics_snapshot() {
+            for partition in &topic.partitions {
+                let mut log = partition.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(error) = log.flush() {
+                    tracing::warn!(topic = %topic.name, %error, "flush failed");
+                }
+            }
+        }
+    }
+
+    /// Flushes everything before the process exits.
+    pub fn shutdown(&self) {
+        self.flush_all();
+    }
+
+    pub(crate) fn topics_snapshot(&self) -> Vec<Arc<topics::Topic>> {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<topics::Topic>> {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    fn trace(&self, direction: TraceDirection, frame: &[u8]) {
+        if let Some(hook) = &self.trace {
+            hook(direction, frame);
+        }
+    }
+
+    /// Handles one request frame; `Ok(None)` means "send nothing" (acks=0),
+    /// `Err` means "close the connection".
+    pub async fn handle_frame(&self, frame: &Bytes) -> Result<Option<Bytes>, DecodeError> {
+        self.trace(TraceDirection::Request, frame);
+        let response = match wire::decode_request(frame) {
+            Ok((header, request)) => handlers::handle(self, &header, request).await,
+            Err(DecodeError::UnsupportedVersion {
+                api_key,
+                correlation_id,
+                ..
+            }) if api_key == ApiKey::ApiVersions as i16 => Ok(Some(handlers::api_versions_unsupported(correlation_id))),
+            Err(error) => Err(error),
+        };
+        if let Ok(Some(bytes)) = &response {
+            self.trace(TraceDirection::Response, bytes);
+        }
+        response
+    }
+
+    /// Runs the background duties (interval flushes) until the task is
+    /// dropped.
+    pub async fn run_background(self: Arc<Self>) {
+        let crate::config::FlushPolicy::Interval { interval_ms } = self.config.log_flush else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(interval_ms)).await;
+            self.flush_all();
+        }
+    }
+}
+
+/// Accepts connections on `listener` and serves each until it closes.
+pub async fn serve(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    tokio::spawn(broker.clone().run_background());
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            if let Err(error) = serve_connection(&broker, stream).await {
+                tracing::debug!(%peer, %error, "connection closed");
+            }
+        });
+    }
+}
+
+/// Why a connection was closed by the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// Framing or socket failure.
+    #[error(transparent)]
+    Frame(#[from] wire::FrameError),
+    /// The request could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+async fn serve_connection(broker: &Broker, mut stream: tokio::net::TcpStream) -> Result<(), ConnectionError> {
+    let frame_bytes_max = broker.config.request_frame_bytes_max;
+    while let Some(frame) = wire::read_frame(&mut stream, frame_bytes_max).await? {
+        if let Some(response) = broker.handle_frame(&frame).await? {
+            wire::write_frame(&mut stream, &response).await?;
+        }
+    }
+    Ok(())
+}

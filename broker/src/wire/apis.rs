@@ -1,0 +1,54 @@
+//! The APIs this broker implements and the version range of each: the one
+//! table ApiVersions advertises and the request decoder enforces.
+//!
+//! A version is listed only when every field it carries is honoured:
+//! Fetch stops at v12 because v13 names topics by id only; Produce stops at
+//! v9 for the same reason (v13) and because v10+ adds leader hints we do
+//! not send yet.
+
+use kafka_protocol::messages::ApiKey;
+
+/// `(api, min_version, max_version)` for every implemented API.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 1, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+];
+
+/// The supported version range of `api`, if implemented.
+pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
+        ProduceRequest,
+    };
+    use kafka_protocol::protocol::Message;
+
+    /// Advertising a version the codec cannot decode would break clients.
+    #[test]
+    fn advertised_versions_are_within_what_the_codec_knows() {
+        let known = [
+            (ApiKey::Produce, ProduceRequest::VERSIONS),
+            (ApiKey::Fetch, FetchRequest::VERSIONS),
+            (ApiKey::ListOffsets, ListOffsetsRequest::VERSIONS),
+            (ApiKey::Metadata, MetadataRequest::VERSIONS),
+            (ApiKey::ApiVersions, ApiVersionsRequest::VERSIONS),
+            (ApiKey::CreateTopics, CreateTopicsRequest::VERSIONS),
+        ];
+        for (api, min, max) in SUPPORTED_APIS {
+            let range = known.iter().find(|(k, _)| k == api).expect("listed").1;
+            assert!(range.min <= *min && *max <= range.max, "{api:?} {min}..={max} vs {range}");
+        }
+    }
+}

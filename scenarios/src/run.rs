@@ -1,0 +1,196 @@
+//! Running one seed of a scenario: build the runtime from the seed, run the
+//! scenario, check its history, and report.
+
+use std::time::Duration;
+
+use broker::config::BrokerConfig;
+use checker::Report;
+
+use crate::history::Recorder;
+
+/// Client settings a run can override with `--config client.KEY=VALUE`.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// `client.request.timeout.ms`: per-request timeout.
+    pub request_timeout_ms: u64,
+    /// `client.retries`: retries of definite failures.
+    pub retries: u32,
+    /// `client.retry.ambiguous`: also retry sends whose outcome is unknown
+    /// (a teaching knob: without idempotence this duplicates records).
+    pub retry_ambiguous: bool,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 1_000,
+            retries: 3,
+            retry_ambiguous: false,
+        }
+    }
+}
+
+/// Everything a scenario needs to start.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The run's seed.
+    pub seed: u64,
+    /// Broker settings (defaults plus `--config` overrides).
+    pub broker: BrokerConfig,
+    /// Client settings.
+    pub client: ClientSettings,
+}
+
+/// What a scenario hands back besides its history.
+#[derive(Debug, Clone)]
+pub struct ScenarioRun {
+    /// The fault schedule, as printed.
+    pub schedule: String,
+    /// Hash of every frame, fault and disk operation.
+    pub trace_hash: u64,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The seed.
+    pub seed: u64,
+    /// The fault schedule, as printed.
+    pub schedule: String,
+    /// The history, JSON Lines.
+    pub history: String,
+    /// Hash of every frame, fault and disk operation.
+    pub trace_hash: u64,
+    /// The checker's verdict.
+    pub report: Report,
+}
+
+/// Why a run produced no verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No scenario by that name.
+    #[error("unknown scenario {0:?} (see `dlog-sim list`)")]
+    UnknownScenario(String),
+    /// A `--config` pair was rejected.
+    #[error("invalid --config: {0}")]
+    Config(String),
+    /// The scenario itself failed (setup, liveness, a panic).
+    #[error("run failed: {reason}")]
+    Failed {
+        /// What went wrong.
+        reason: String,
+        /// The schedule, if it was drawn.
+        schedule: String,
+        /// The history so far.
+        history: String,
+    },
+    /// The recorded history did not parse (a bug in the recorder).
+    #[error("history did not parse: {0}")]
+    History(String),
+}
+
+/// Settings for one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// `KEY=VALUE` overrides: `client.*` for clients, the rest for brokers.
+    pub config: Vec<String>,
+}
+
+/// Builds the setup from options, applying overrides.
+pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
+    let mut broker = BrokerConfig {
+        log_segment_bytes: 64 * 1024,
+        ..BrokerConfig::default()
+    };
+    let mut client = ClientSettings::default();
+    for pair in &options.config {
+        let (key, value) = pair.split_once('=').ok_or_else(|| RunError::Config(format!("expected KEY=VALUE, got {pair:?}")))?;
+        let bad = || RunError::Config(format!("invalid value {value:?} for {key}"));
+        match key {
+            "client.request.timeout.ms" => client.request_timeout_ms = value.parse().map_err(|_| bad())?,
+            "client.retries" => client.retries = value.parse().map_err(|_| bad())?,
+            "client.retry.ambiguous" => client.retry_ambiguous = value.parse().map_err(|_| bad())?,
+            _ if key.starts_with("client.") => return Err(RunError::Config(format!("unknown client setting {key:?}"))),
+            _ => broker.set(pair).map_err(|e| RunError::Config(e.to_string()))?,
+        }
+    }
+    Ok(Setup {
+        seed: options.seed,
+        broker,
+        client,
+    })
+}
+
+/// Runs one seed to a verdict. Each call builds its own runtime, so runs
+/// in different threads do not share anything.
+pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
+    crate::find(&options.scenario).ok_or_else(|| RunError::UnknownScenario(options.scenario.clone()))?;
+    let setup = setup(options)?;
+    let history = Recorder::new();
+    let mut runtime = madsim::runtime::Runtime::with_seed_and_config(options.seed, madsim::Config::default());
+    // A bound on virtual time: a run that has not ended by then is stuck.
+    runtime.set_time_limit(Duration::from_secs(600));
+    let scenario = options.scenario.clone();
+    let recorder = history.clone();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async move {
+            match scenario.as_str() {
+                "single-node-crash" => crate::single_node_crash::run(setup, recorder).await,
+                other => Err(format!("scenario {other} has no runner")),
+            }
+        })
+    }));
+    let history_text = history.to_jsonl();
+    let run = match result {
+        Ok(Ok(run)) => run,
+        Ok(Err(reason)) => {
+            return Err(RunError::Failed {
+                reason,
+                schedule: String::new(),
+                history: history_text,
+            })
+        }
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            return Err(RunError::Failed {
+                reason: format!("panicked: {reason}"),
+                schedule: String::new(),
+                history: history_text,
+            });
+        }
+    };
+    let parsed = checker::parse_jsonl(&history_text).map_err(|e| RunError::History(e.to_string()))?;
+    let report = checker::check(&parsed);
+    Ok(RunOutcome {
+        seed: options.seed,
+        schedule: run.schedule,
+        history: history_text,
+        trace_hash: run.trace_hash,
+        report,
+    })
+}
+
+/// The command that replays a run.
+pub fn replay_command(options: &RunOptions) -> String {
+    let mut command = format!("dlog-sim run --scenario {} --seed {}", options.scenario, options.seed);
+    for pair in &options.config {
+        command.push_str(&format!(" --config {pair}"));
+    }
+    command
+}
+
+/// The fault schedule a seed will use, without running it.
+pub fn schedule(scenario: &str, seed: u64) -> Option<String> {
+    match scenario {
+        "single-node-crash" => Some(sim::nemesis::FaultPlan::generate(seed, &crate::single_node_crash::nemesis_config()).to_string()),
+        _ => None,
+    }
+}

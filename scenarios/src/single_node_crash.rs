@@ -1,0 +1,229 @@
+//! `single-node-crash`: does one broker keep every acknowledged write
+//! through crashes?
+//!
+//! Three producer processes send unique integers (one record per send,
+//! acks=all) to the three partitions of topic `t`; two consumer processes
+//! are assigned all partitions and poll. Meanwhile the fault schedule
+//! crashes and restarts the broker (losing unsynced disk data), pauses it,
+//! cuts client links and makes its disk fail writes and fsyncs. Then all
+//! faults are healed, producers stop, and consumers drain every partition
+//! to its end. With `log.flush=every-batch` (the default) the checker must
+//! find nothing; with `log.flush=never` acknowledged writes die in crashes
+//! and the checker reports them (`lost-write`, `unseen`, ...).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::client::{Consumer, ConsumerConfig, Producer, ProducerConfig, TopicPartition};
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use sim::cluster::SimCluster;
+use sim::nemesis::{FaultPlan, NemesisConfig};
+
+use crate::history::Recorder;
+use crate::run::{ClientSettings, ScenarioRun, Setup};
+
+/// The topic every process uses.
+const TOPIC: &str = "t";
+/// Its partition count.
+const PARTITIONS: i32 = 3;
+/// Producer processes (0..PRODUCERS); consumers follow.
+const PRODUCERS: u64 = 3;
+/// Consumer processes.
+const CONSUMERS: u64 = 2;
+/// Faults happen in [FAULT_START_MS, FAULT_PHASE_MS).
+const FAULT_START_MS: u64 = 1_000;
+/// When faults stop and everything is healed.
+const FAULT_PHASE_MS: u64 = 15_000;
+/// How long after healing the drain may take before the run fails.
+const DRAIN_MS_MAX: u64 = 60_000;
+
+/// The fault mix of this scenario.
+pub fn nemesis_config() -> NemesisConfig {
+    NemesisConfig {
+        nodes: vec!["broker-1".into()],
+        clients: (0..PRODUCERS + CONSUMERS).map(|i| format!("client-{i}")).collect(),
+        start_ms: FAULT_START_MS,
+        fault_phase_ms: FAULT_PHASE_MS,
+        gap_ms: (200, 1_500),
+        weights: [4, 2, 2, 1, 2],
+    }
+}
+
+fn key(partition: i32) -> String {
+    format!("{TOPIC}-{partition}")
+}
+
+/// Runs the scenario in the current simulation; returns the final trace hash.
+pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String> {
+    let mut cluster = SimCluster::start(1, &setup.broker, setup.seed);
+    let bootstrap = cluster.brokers[0].addr();
+    let plan = FaultPlan::generate(setup.seed, &nemesis_config());
+    let producers_stop = Arc::new(AtomicBool::new(false));
+    let drain = Arc::new(AtomicBool::new(false));
+    let mut producer_handles = Vec::new();
+    let mut consumer_handles = Vec::new();
+
+    // Setup, before any fault: create the topic.
+    let setup_node = cluster.add_client((PRODUCERS + CONSUMERS) as usize);
+    let create = setup_node.spawn({
+        let bootstrap = bootstrap.clone();
+        async move {
+            let mut producer = Producer::new(ProducerConfig { bootstrap, ..Default::default() }, Box::new(|| 0));
+            for _ in 0..50 {
+                if producer.cluster().create_topic(TOPIC, PARTITIONS).await.is_ok() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    });
+    if !create.await.unwrap_or(false) {
+        return Err("setup: could not create topic t".into());
+    }
+
+    for process in 0..PRODUCERS {
+        let node = cluster.add_client(process as usize);
+        let (bootstrap, history, stop, clients) = (bootstrap.clone(), history.clone(), producers_stop.clone(), setup.client.clone());
+        let seed = setup.seed;
+        producer_handles.push(node.spawn(async move { producer_process(process, seed, bootstrap, clients, history, stop).await }));
+    }
+    for process in PRODUCERS..PRODUCERS + CONSUMERS {
+        let node = cluster.add_client(process as usize);
+        let (bootstrap, history, drain, clients) = (bootstrap.clone(), history.clone(), drain.clone(), setup.client.clone());
+        consumer_handles.push(node.spawn(async move { consumer_process(process, bootstrap, clients, history, drain).await }));
+    }
+
+    crate::nemesis_runner::run_plan(&cluster, &plan, &history).await;
+    // The last fault may end before the fault phase does; wait it out.
+    let healed_at = sim::clock::elapsed_ns() / 1_000_000;
+    if healed_at < FAULT_PHASE_MS {
+        tokio::time::sleep(Duration::from_millis(FAULT_PHASE_MS - healed_at)).await;
+    }
+    history.nemesis("heal", json!("all"));
+    // Producers finish their last send; only then may consumers call the
+    // log drained, or a late acknowledgement would look unseen.
+    producers_stop.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(DRAIN_MS_MAX);
+    for handle in producer_handles {
+        match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), handle).await {
+            Ok(Ok(())) => {}
+            Ok(Err(join_error)) => return Err(format!("producer task failed: {join_error}")),
+            Err(_) => return Err(format!("producers did not stop within {DRAIN_MS_MAX} ms of healing")),
+        }
+    }
+    drain.store(true, Ordering::SeqCst);
+    for handle in consumer_handles {
+        match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), handle).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(reason))) => return Err(reason),
+            Ok(Err(join_error)) => return Err(format!("consumer task failed: {join_error}")),
+            Err(_) => return Err(format!("drain did not finish within {DRAIN_MS_MAX} ms of healing")),
+        }
+    }
+    Ok(ScenarioRun {
+        schedule: plan.to_string(),
+        trace_hash: cluster.trace_hash(),
+    })
+}
+
+async fn producer_process(
+    process: u64,
+    seed: u64,
+    bootstrap: String,
+    clients: ClientSettings,
+    history: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (process + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let config = ProducerConfig {
+        bootstrap,
+        client_id: format!("producer-{process}"),
+        request_timeout_ms: clients.request_timeout_ms,
+        retries: clients.retries,
+        retry_backoff_ms: 50,
+        retry_backoff_ms_max: 500,
+        retry_ambiguous: clients.retry_ambiguous,
+        ..ProducerConfig::default()
+    };
+    let clock = sim::clock::SimClock::new();
+    let mut producer = Producer::new(config, Box::new(move || broker::clock::Clock::now_ms(&clock)));
+    let mut next_value = process * 1_000_000;
+    while !stop.load(Ordering::SeqCst) {
+        let partition = rng.gen_range(0..PARTITIONS);
+        let value = next_value;
+        next_value += 1;
+        let key = key(partition);
+        history.invoke(process, "send", json!([["send", key, value]]));
+        let tp = TopicPartition::new(TOPIC, partition);
+        match producer.send(&tp, None, Some(Bytes::from(value.to_string()))).await {
+            Ok(outcome) => history.complete(process, "ok", "send", json!([["send", key, [outcome.base_offset, value]]])),
+            Err(error) if error.definite => history.complete(process, "fail", "send", json!([["send", key, value]])),
+            Err(_) => history.complete(process, "info", "send", json!([["send", key, value]])),
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(5..50))).await;
+    }
+}
+
+async fn consumer_process(
+    process: u64,
+    bootstrap: String,
+    clients: ClientSettings,
+    history: Recorder,
+    drain: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let config = ConsumerConfig {
+        bootstrap,
+        client_id: format!("consumer-{process}"),
+        request_timeout_ms: clients.request_timeout_ms,
+        fetch_wait_ms_max: 200,
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::new(config);
+    let partitions: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p)).collect();
+    let keys: Vec<String> = (0..PARTITIONS).map(key).collect();
+    history.invoke(process, "assign", json!(keys));
+    consumer.assign(&partitions);
+    history.complete(process, "ok", "assign", json!(keys));
+    let mut clean_polls_after_stop = 0;
+    loop {
+        // Read the flag before polling: only a poll that started after the
+        // producers finished can prove the log drained.
+        let draining = drain.load(Ordering::SeqCst);
+        history.invoke(process, "poll", json!([["poll"]]));
+        match consumer.poll().await {
+            Ok(records) => {
+                let mut read: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+                for record in records {
+                    let value = record
+                        .value
+                        .as_deref()
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(|v| v.parse::<i64>().ok());
+                    let Some(value) = value else {
+                        return Err(format!("consumer {process} read an undecodable value at {}@{}", record.tp, record.offset));
+                    };
+                    read.entry(key(record.tp.partition)).or_default().push(json!([record.offset, value]));
+                }
+                history.complete(process, "ok", "poll", json!([["poll", read]]));
+                if draining {
+                    clean_polls_after_stop += 1;
+                    let caught_up = partitions.iter().all(|tp| match (consumer.position(tp), consumer.high_watermark(tp)) {
+                        (Some(position), Some(high_watermark)) => position >= high_watermark,
+                        _ => false,
+                    });
+                    if caught_up && clean_polls_after_stop >= 2 {
+                        return Ok(());
+                    }
+                }
+            }
+            Err(_) => history.complete(process, "fail", "poll", json!([["poll"]])),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
