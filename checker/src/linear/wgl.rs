@@ -1,11 +1,20 @@
-//! The Wing–Gong/Lowe linearizability search for one key, as in Porcupine:
-//! a doubly linked list of call and return entries in history order, a stack
-//! of linearized calls for backtracking, and a memo of (set of linearized
-//! operations, state) already explored.
+//! The Wing–Gong/Lowe linearizability search for one key, with memoization
+//! of (set of linearized operations, state) as in Lowe's and Porcupine's.
 //!
-//! Indeterminate operations (info, or never completed) have a call entry and
-//! no return entry: they may be linearized at any point after their call, or
-//! never, so the search succeeds once every return entry is gone.
+//! At each step the candidates are the unlinearized operations invoked before
+//! the earliest pending completion `R` (any other must follow the operation
+//! completing at `R`). Unlike the classic list walk in invocation order, the
+//! operation completing at `R` is tried first: it is the most constrained,
+//! and in the common case it is really next. Only when it cannot go next are
+//! the others listed, those after which it could go first leading (e.g. the
+//! write of the value a stuck read returned), then the rest: completed ones by
+//! completion, then indeterminate ones by invocation. Every candidate is still
+//! tried at every level, so the search stays exhaustive; the order only makes
+//! valid histories need little backtracking.
+//!
+//! Indeterminate operations (info, or never completed) have no completion:
+//! they may be linearized at any point after their invocation, or never, so
+//! the search succeeds once every completed operation is linearized.
 //!
 //! Sets of linearized operations are fingerprinted with two 64-bit Zobrist
 //! hashes (128 bits) instead of stored as bitsets, so a memo entry costs 20
@@ -30,7 +39,7 @@ pub(crate) struct LinOp {
 pub(crate) enum Outcome {
     Linearizable,
     /// The longest linearizable prefix found (indices into the ops), the state
-    /// after it, and the operation whose completion was reached unplaced.
+    /// after it, and the operation that could not be placed after it.
     Not { prefix: Vec<u32>, state: State, stuck: u32 },
     /// The deadline passed first.
     Unknown,
@@ -46,68 +55,100 @@ fn splitmix(x: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Iterations between two looks at the clock.
-const CLOCK_EVERY: u64 = 4096;
+/// Steps between two looks at the clock.
+const CLOCK_EVERY: u64 = 1024;
+
+/// A doubly linked list over operations in invocation order, from which
+/// linearized operations are unlinked (and relinked in reverse order on
+/// backtracking), so walking the unlinearized ones skips the rest.
+struct List {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    head: u32,
+}
+
+impl List {
+    /// `order`: operation indices in invocation order. Nodes are op indices;
+    /// `n` is a sentinel head.
+    fn new(n: usize, order: &[u32]) -> List {
+        let head = n as u32;
+        let mut next = vec![NONE; n + 1];
+        let mut prev = vec![NONE; n + 1];
+        let mut last = head;
+        for &o in order {
+            next[last as usize] = o;
+            prev[o as usize] = last;
+            last = o;
+        }
+        List { next, prev, head }
+    }
+
+    fn first(&self) -> u32 {
+        self.next[self.head as usize]
+    }
+
+    fn lift(&mut self, node: u32) {
+        let (p, nx) = (self.prev[node as usize], self.next[node as usize]);
+        self.next[p as usize] = nx;
+        if nx != NONE {
+            self.prev[nx as usize] = p;
+        }
+    }
+
+    fn unlift(&mut self, node: u32) {
+        let (p, nx) = (self.prev[node as usize], self.next[node as usize]);
+        self.next[p as usize] = node;
+        if nx != NONE {
+            self.prev[nx as usize] = node;
+        }
+    }
+}
+
+struct Frame {
+    op: u32,
+    /// Rank of `op` among the candidates at its level.
+    rank: u32,
+    state: State,
+    ret_ptr: u32,
+}
 
 pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, aborted: &dyn Fn() -> bool) -> Outcome {
-    // Entries: (event index, op, is_return); list nodes 1..=n, 0 is the head.
-    let mut entries: Vec<(u32, u32, bool)> = Vec::with_capacity(ops.len() * 2);
-    for (i, op) in ops.iter().enumerate() {
-        entries.push((op.call, i as u32, false));
-        if let Some(r) = op.ret {
-            entries.push((r, i as u32, true));
-        }
-    }
-    entries.sort_unstable_by_key(|e| (e.0, e.2));
-    let n = entries.len();
-    if n == 0 {
+    let n = ops.len();
+    let mut by_call: Vec<u32> = (0..n as u32).collect();
+    by_call.sort_unstable_by_key(|&o| ops[o as usize].call);
+    let done_order: Vec<u32> = by_call.iter().copied().filter(|&o| ops[o as usize].ret.is_some()).collect();
+    let info_order: Vec<u32> = by_call.iter().copied().filter(|&o| ops[o as usize].ret.is_none()).collect();
+    // completed operations by completion time
+    let mut by_ret: Vec<u32> = done_order.clone();
+    by_ret.sort_unstable_by_key(|&o| ops[o as usize].ret);
+    let total_done = by_ret.len();
+    if total_done == 0 {
         return Outcome::Linearizable;
     }
-    let mut next: Vec<u32> = (0..=n as u32).map(|i| if (i as usize) < n { i + 1 } else { NONE }).collect();
-    let mut prev: Vec<u32> = (0..=n as u32).map(|i| i.wrapping_sub(1)).collect();
-    prev[0] = NONE;
-    // node of each op's return entry
-    let mut ret_node = vec![NONE; ops.len()];
-    for (k, &(_, op, is_ret)) in entries.iter().enumerate() {
-        if is_ret {
-            ret_node[op as usize] = k as u32 + 1;
-        }
-    }
-    let node_op = |node: u32| entries[node as usize - 1].1;
-    let node_is_ret = |node: u32| entries[node as usize - 1].2;
+    let mut done_list = List::new(n, &done_order);
+    let mut info_list = List::new(n, &info_order);
+    let mut linearized = vec![false; n];
 
     let mut seed = 0x5EED_u64;
-    let zob: Vec<(u64, u64)> = (0..ops.len()).map(|_| (splitmix(&mut seed), splitmix(&mut seed))).collect();
-    let mut returns_left = ops.iter().filter(|o| o.ret.is_some()).count();
+    let zob: Vec<(u64, u64)> = (0..n).map(|_| (splitmix(&mut seed), splitmix(&mut seed))).collect();
     let mut memo: FxHashSet<(u64, u64, State)> = FxHashSet::default();
-    let mut stack: Vec<(u32, State)> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
     let (mut h1, mut h2) = (0u64, 0u64);
     let mut state: State = 0;
+    // index into by_ret of the earliest unlinearized completed operation
+    let mut ret_ptr = 0u32;
+    let mut linearized_done = 0usize;
     let mut best: Option<(Vec<u32>, State, u32)> = None;
-    let mut best_depth = 0usize;
-    let mut iterations = 0u64;
-    let mut entry = next[0];
+    let mut steps = 0u64;
+    let mut start_rank = 0u32;
+    let mut candidates: Vec<u32> = Vec::new();
 
-    // Unlinks an entry from the list.
-    fn lift(next: &mut [u32], prev: &mut [u32], node: u32) {
-        let (p, nx) = (prev[node as usize], next[node as usize]);
-        next[p as usize] = nx;
-        if nx != NONE {
-            prev[nx as usize] = p;
+    loop {
+        if linearized_done == total_done {
+            return Outcome::Linearizable;
         }
-    }
-    // Puts an entry back where it was (entries are restored in reverse order of removal).
-    fn unlift(next: &mut [u32], prev: &mut [u32], node: u32) {
-        let (p, nx) = (prev[node as usize], next[node as usize]);
-        next[p as usize] = node;
-        if nx != NONE {
-            prev[nx as usize] = node;
-        }
-    }
-
-    while returns_left > 0 {
-        iterations += 1;
-        if iterations % CLOCK_EVERY == 0 {
+        steps += 1;
+        if steps % CLOCK_EVERY == 0 {
             // A time budget is wall-clock by nature: the checker runs outside the simulation.
             #[allow(clippy::disallowed_methods)]
             let now = Instant::now();
@@ -115,55 +156,108 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
                 return Outcome::Unknown;
             }
         }
-        if entry == NONE {
-            // Only indeterminate calls remain ahead, yet a return is pending
-            // behind: cannot happen, since returns are always reached first.
-            break;
-        }
-        if !node_is_ret(entry) {
-            let op = node_op(entry);
-            let o = &ops[op as usize];
-            if let Some(new_state) = values.apply(state, o.step) {
-                let (z1, z2) = zob[op as usize];
-                let (n1, n2) = (h1 ^ z1, h2 ^ z2);
-                if memo.insert((n1, n2, new_state)) {
-                    stack.push((entry, state));
-                    state = new_state;
-                    h1 = n1;
-                    h2 = n2;
-                    lift(&mut next, &mut prev, entry);
-                    if ret_node[op as usize] != NONE {
-                        lift(&mut next, &mut prev, ret_node[op as usize]);
-                        returns_left -= 1;
-                    }
-                    entry = next[0];
-                    continue;
+        let stuck = by_ret[ret_ptr as usize];
+        let r = ops[stuck as usize].ret.unwrap_or(u32::MAX);
+        // Rank 0 is the operation completing first. Only if it cannot go
+        // next are the other candidates listed: those after which it could go
+        // first, then the rest (completed ones by completion, then the
+        // indeterminate ones by invocation).
+        let mut chosen = None;
+        let mut rank = start_rank;
+        if rank == 0 {
+            if let Some(new_state) = values.apply(state, ops[stuck as usize].step) {
+                let (z1, z2) = zob[stuck as usize];
+                if memo.insert((h1 ^ z1, h2 ^ z2, new_state)) {
+                    chosen = Some((stuck, new_state));
                 }
             }
-            entry = next[entry as usize];
-        } else {
-            // The completion of an unplaced operation: backtrack.
-            if stack.len() >= best_depth && best.as_ref().is_none_or(|b| b.0.len() < stack.len()) {
-                best_depth = stack.len();
-                let prefix: Vec<u32> = stack.iter().map(|(node, _)| node_op(*node)).collect();
-                best = Some((prefix, state, node_op(entry)));
+            if chosen.is_none() {
+                rank = 1;
             }
-            let Some((node, old_state)) = stack.pop() else {
-                let (prefix, state, stuck) = best.unwrap_or((Vec::new(), state, node_op(entry)));
-                return Outcome::Not { prefix, state, stuck };
+        }
+        if chosen.is_none() {
+            candidates.clear();
+            let mut node = done_list.first();
+            while node != NONE && ops[node as usize].call < r {
+                if node != stuck {
+                    candidates.push(node);
+                }
+                node = done_list.next[node as usize];
+            }
+            candidates.sort_unstable_by_key(|&o| ops[o as usize].ret);
+            let mut node = info_list.first();
+            while node != NONE && ops[node as usize].call < r {
+                candidates.push(node);
+                node = info_list.next[node as usize];
+            }
+            let stuck_step = ops[stuck as usize].step;
+            let mut enables = |o: u32| -> bool {
+                match values.apply(state, ops[o as usize].step) {
+                    Some(s1) => values.apply(s1, stuck_step).is_some(),
+                    None => false,
+                }
             };
-            let op = node_op(node);
-            if ret_node[op as usize] != NONE {
-                unlift(&mut next, &mut prev, ret_node[op as usize]);
-                returns_left += 1;
+            let (mut first, rest): (Vec<u32>, Vec<u32>) = candidates.iter().partition(|&&o| enables(o));
+            first.extend(rest);
+            candidates = first;
+            while let Some(&op) = candidates.get(rank as usize - 1) {
+                if let Some(new_state) = values.apply(state, ops[op as usize].step) {
+                    let (z1, z2) = zob[op as usize];
+                    if memo.insert((h1 ^ z1, h2 ^ z2, new_state)) {
+                        chosen = Some((op, new_state));
+                        break;
+                    }
+                }
+                rank += 1;
             }
-            unlift(&mut next, &mut prev, node);
-            let (z1, z2) = zob[op as usize];
-            h1 ^= z1;
-            h2 ^= z2;
-            state = old_state;
-            entry = next[node as usize];
+        }
+        match chosen {
+            Some((op, new_state)) => {
+                stack.push(Frame {
+                    op,
+                    rank,
+                    state,
+                    ret_ptr,
+                });
+                let (z1, z2) = zob[op as usize];
+                h1 ^= z1;
+                h2 ^= z2;
+                state = new_state;
+                linearized[op as usize] = true;
+                if ops[op as usize].ret.is_some() {
+                    done_list.lift(op);
+                    linearized_done += 1;
+                    while (ret_ptr as usize) < total_done && linearized[by_ret[ret_ptr as usize] as usize] {
+                        ret_ptr += 1;
+                    }
+                } else {
+                    info_list.lift(op);
+                }
+                start_rank = 0;
+            }
+            None => {
+                // Nothing can be placed next: remember the deepest point, backtrack.
+                if best.as_ref().is_none_or(|b| b.0.len() < stack.len()) {
+                    best = Some((stack.iter().map(|f| f.op).collect(), state, stuck));
+                }
+                let Some(f) = stack.pop() else {
+                    let (prefix, state, stuck) = best.unwrap_or((Vec::new(), state, stuck));
+                    return Outcome::Not { prefix, state, stuck };
+                };
+                let (z1, z2) = zob[f.op as usize];
+                h1 ^= z1;
+                h2 ^= z2;
+                state = f.state;
+                linearized[f.op as usize] = false;
+                if ops[f.op as usize].ret.is_some() {
+                    done_list.unlift(f.op);
+                    linearized_done -= 1;
+                } else {
+                    info_list.unlift(f.op);
+                }
+                ret_ptr = f.ret_ptr;
+                start_rank = f.rank + 1;
+            }
         }
     }
-    Outcome::Linearizable
 }
