@@ -35,7 +35,7 @@ const EARLIEST_TIMESTAMP: i64 = -2;
 fn encode<R: Encodable>(api: ApiKey, header: &RequestHeader, body: &R) -> Result<Option<Bytes>, DecodeError> {
     encode_response(api, header.request_api_version, header.correlation_id, body)
         .map(Some)
-        .map_err(|e| DecodeError::Malformed(format!("response did not encode: {e}")))
+        .map_err(|e| DecodeError::Malformed(format!("{api:?} v{} response did not encode: {e}", header.request_api_version)))
 }
 
 /// Dispatches a decoded request to its handler.
@@ -57,7 +57,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
             let response = fetch(broker, request).await;
             encode(ApiKey::Fetch, header, &response)
         }
-        Request::ListOffsets(request) => encode(ApiKey::ListOffsets, header, &list_offsets(broker, request)),
+        Request::ListOffsets(request) => encode(ApiKey::ListOffsets, header, &list_offsets(broker, header.request_api_version, request)),
     }
 }
 
@@ -349,7 +349,9 @@ async fn fetch(broker: &Broker, request: FetchRequest) -> FetchResponse {
     }
 }
 
-fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResponse {
+fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    // The leader epoch field exists from v4 on; before that it must stay unset.
+    let leader_epoch = if version >= 4 { 0 } else { -1 };
     let topics = request
         .topics
         .into_iter()
@@ -363,7 +365,7 @@ fn list_offsets(broker: &Broker, request: ListOffsetsRequest) -> ListOffsetsResp
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1)
-                        .with_leader_epoch(0);
+                        .with_leader_epoch(leader_epoch);
                     let Some(log) = topic.as_ref().and_then(|t| usize::try_from(p.partition_index).ok().and_then(|i| t.partitions.get(i)))
                     else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());

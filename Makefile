@@ -1,0 +1,65 @@
+# DistributedLog: `make run` (a chaos run you can watch), `make test` (everything).
+#
+# Two builds of one source tree:
+#   plain  -> target/      production binaries on tokio (dlog-broker, dlog-check)
+#   sim    -> target/sim/  RUSTFLAGS="--cfg madsim": the deterministic simulation (dlog-sim)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+SIM_ENV := RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim
+SIM_BIN := target/sim/release/dlog-sim
+SCENARIO ?= single-node-crash
+SEED ?= 7
+SEEDS ?= 1..10
+
+.PHONY: run test test-plain test-sim deps lint sim sim-build release bench sweep clean
+
+## run: build the simulation and run single-node-crash on 10 seeds, then a summary
+run: sim-build
+	$(SIM_BIN) sweep --scenario single-node-crash --seeds $(SEEDS) --all
+
+## test: every test, in both builds (plain and --cfg madsim), plus the determinism lints
+test: deps lint test-plain test-sim
+
+## deps: what the tests need from outside cargo (kcat for the real-client test)
+deps:
+	@command -v kcat >/dev/null || { \
+	  echo "installing kcat (Debian package) for the real-client test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
+
+## lint: clippy with the determinism rules (clippy.toml) as errors
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -A clippy::all -D clippy::disallowed_methods -D clippy::disallowed_types
+
+test-plain:
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+test-sim:
+	$(SIM_ENV) $(CARGO) build --workspace --bins --release
+	$(SIM_ENV) $(CARGO) nextest run --workspace --release --no-fail-fast
+
+sim-build:
+	$(SIM_ENV) $(CARGO) build --release -p dlog-scenarios --bin dlog-sim
+
+## sim: replay one seed, e.g. make sim SCENARIO=single-node-crash SEED=7
+sim: sim-build
+	$(SIM_BIN) run --scenario $(SCENARIO) --seed $(SEED)
+
+## sweep: many seeds, e.g. make sweep SEEDS=1..1000
+sweep: sim-build
+	$(SIM_BIN) sweep --scenario $(SCENARIO) --seeds $(SEEDS)
+
+## release: the production broker, target/release/dlog-broker
+release:
+	$(CARGO) build --release -p dlog-broker --bin dlog-broker
+
+## bench: one line per figure, BENCH <name> <value> <unit>
+bench:
+	$(CARGO) build --release -p dlog-broker --bin storage-bench -p dlog-checker --bin checker-bench
+	target/release/storage-bench
+	target/release/checker-bench
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,131 @@
+//! The single-node-crash scenario, end to end in the simulation:
+//! determinism (same seed, same bytes), safety with the default flush
+//! policy over 200 seeds, and the teaching knob `log.flush=never` caught by
+//! the checker.
+#![cfg(madsim)]
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use checker::Validity;
+use dlog_tests::workspace_binary;
+use scenarios::run::{replay_command, run_seed, schedule, RunOptions};
+
+const SCENARIO: &str = "single-node-crash";
+
+fn options(seed: u64, config: &[&str]) -> RunOptions {
+    RunOptions {
+        scenario: SCENARIO.into(),
+        seed,
+        config: config.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Runs seeds on two threads; `visit` sees each outcome and returns true to stop early.
+fn sweep(seeds: std::ops::RangeInclusive<u64>, config: &[&str], visit: impl Fn(u64, &scenarios::run::RunOutcome) -> bool + Sync) -> Vec<String> {
+    let next = AtomicU64::new(*seeds.start());
+    let stop = AtomicBool::new(false);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::SeqCst);
+                if seed > *seeds.end() || stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let options = options(seed, config);
+                match run_seed(&options) {
+                    Ok(outcome) => {
+                        if visit(seed, &outcome) {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    Err(error) => failures.lock().unwrap().push(format!("seed {seed}: {error} (replay: {})", replay_command(&options))),
+                }
+            });
+        }
+    });
+    failures.into_inner().unwrap()
+}
+
+#[test]
+fn same_seed_writes_byte_identical_histories() {
+    let dir = std::env::temp_dir().join(format!("dlog-determinism-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for run in 0..2 {
+        let path = dir.join(format!("a{run}.jsonl"));
+        let status = Command::new(workspace_binary("dlog-sim"))
+            .args(["run", "--scenario", SCENARIO, "--seed", "7", "--history"])
+            .arg(&path)
+            .output()
+            .expect("dlog-sim runs");
+        assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stdout));
+        files.push(std::fs::read(&path).unwrap());
+    }
+    assert!(!files[0].is_empty());
+    assert_eq!(files[0], files[1], "two runs of seed 7 must write the same bytes");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn another_seed_prints_another_schedule() {
+    let first_lines = |seed: &str| {
+        let output = Command::new(workspace_binary("dlog-sim"))
+            .args(["run", "--scenario", SCENARIO, "--seed", seed])
+            .output()
+            .expect("dlog-sim runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let schedule: Vec<String> = text.lines().skip(1).take_while(|l| l.starts_with("fault schedule") || l.starts_with("  at")).map(str::to_string).collect();
+        assert!(schedule.len() > 1, "the schedule is printed first:\n{text}");
+        schedule
+    };
+    assert_ne!(first_lines("7")[1..], first_lines("8")[1..]);
+    assert_ne!(schedule(SCENARIO, 7), schedule(SCENARIO, 8));
+}
+
+#[test]
+fn check_determinism_passes() {
+    let output = Command::new(workspace_binary("dlog-sim"))
+        .args(["run", "--scenario", SCENARIO, "--seed", "7", "--check-determinism"])
+        .output()
+        .expect("dlog-sim runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("determinism: OK"), "{text}");
+}
+
+#[test]
+fn default_flush_policy_keeps_every_acknowledged_write_over_200_seeds() {
+    let invalid = Mutex::new(Vec::new());
+    let failures = sweep(1..=200, &[], |seed, outcome| {
+        if outcome.report.valid != Validity::Valid {
+            invalid.lock().unwrap().push(format!(
+                "seed {seed}: {:?} (replay: {})",
+                outcome.report.disallowed(),
+                replay_command(&options(seed, &[]))
+            ));
+        }
+        false
+    });
+    assert!(failures.is_empty(), "runs failed:\n{}", failures.join("\n"));
+    let invalid = invalid.into_inner().unwrap();
+    assert!(invalid.is_empty(), "anomalies with log.flush=every-batch:\n{}", invalid.join("\n"));
+}
+
+#[test]
+fn flush_never_loses_acknowledged_writes_and_the_checker_says_so() {
+    let caught = Mutex::new(None);
+    let failures = sweep(1..=200, &["log.flush=never"], |seed, outcome| {
+        let names = outcome.report.disallowed();
+        if names.contains(&"lost-write") || names.contains(&"unseen") {
+            *caught.lock().unwrap() = Some((seed, names.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+            return true;
+        }
+        false
+    });
+    assert!(failures.is_empty(), "runs failed:\n{}", failures.join("\n"));
+    let caught = caught.into_inner().unwrap();
+    assert!(caught.is_some(), "no seed in 1..=200 showed lost-write or unseen with log.flush=never");
+}
