@@ -41,6 +41,8 @@ enum Op {
     DeleteRecords { at_permille: u16 },
     Compact { advance_ms: u32 },
     DiskFull(bool),
+    /// EIO on writes, file syncs and directory syncs (10% each) on or off.
+    Faults(bool),
     CleanRestart,
     Crash,
 }
@@ -55,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u16..1000).prop_map(|at_permille| Op::DeleteRecords { at_permille }),
         2 => (0u32..20_000).prop_map(|advance_ms| Op::Compact { advance_ms }),
         1 => any::<bool>().prop_map(Op::DiskFull),
+        1 => any::<bool>().prop_map(Op::Faults),
         1 => Just(Op::CleanRestart),
         2 => Just(Op::Crash),
     ]
@@ -117,6 +120,9 @@ fn config(s: &Setup) -> LogConfig {
 }
 
 fn open(disk: &FaultyDisk, clock: &Arc<ManualClock>, s: &Setup) -> PartitionLog {
+    // Recovery itself runs fault-free (a failed open is retried by the
+    // broker; here we want to check what it recovers).
+    disk.set_faults(DiskFaultConfig { torn_write_probability: s.torn_probability, ..Default::default() });
     PartitionLog::open(Arc::new(disk.clone()), clock.clone(), PathBuf::from("/d/p-0"), config(s)).expect("open must succeed")
 }
 
@@ -217,7 +223,7 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         // Interval/Never: a roll inside append syncs earlier data.
                         m.synced_end = m.synced_end.max(log.durable_end_offset().min(m.end));
                     }
-                    Err(StorageError::StorageFull { .. }) => {}
+                    Err(StorageError::StorageFull { .. } | StorageError::Io { .. }) => {}
                     Err(e) => return Err(TestCaseError::fail(format!("append: {e}"))),
                 }
                 prop_assert_eq!(log.log_end_offset(), m.end);
@@ -241,13 +247,14 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let past_end = matches!(log.read(m.end + 1, 10), Err(StorageError::OffsetOutOfRange { .. }));
                 prop_assert!(past_end, "read past the end must be out of range");
             }
-            Op::Flush => {
-                log.flush().map_err(|e| TestCaseError::fail(format!("flush: {e}")))?;
-                m.synced_end = m.end;
-            }
+            Op::Flush => match log.flush() {
+                Ok(()) => m.synced_end = m.end,
+                Err(StorageError::Io { .. }) => {}
+                Err(e) => return Err(TestCaseError::fail(format!("flush: {e}"))),
+            },
             Op::Roll => match log.roll() {
                 Ok(()) => m.synced_end = m.end,
-                Err(StorageError::StorageFull { .. }) => {}
+                Err(StorageError::StorageFull { .. } | StorageError::Io { .. }) => {}
                 Err(e) => return Err(TestCaseError::fail(format!("roll: {e}"))),
             },
             Op::Retention { advance_ms } => {
@@ -257,7 +264,7 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         prop_assert!(out.log_start_offset >= m.start);
                         m.start = out.log_start_offset;
                     }
-                    Err(StorageError::StorageFull { .. }) => {}
+                    Err(StorageError::StorageFull { .. } | StorageError::Io { .. }) => {}
                     Err(e) => return Err(TestCaseError::fail(format!("retention: {e}"))),
                 }
                 check_view(&log, &m, compacted_ever)?;
@@ -270,7 +277,7 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         prop_assert_eq!(new_start, off.max(start));
                         m.start = new_start;
                     }
-                    Err(StorageError::StorageFull { .. }) => {}
+                    Err(StorageError::StorageFull { .. } | StorageError::Io { .. }) => {}
                     Err(e) => return Err(TestCaseError::fail(format!("delete_records: {e}"))),
                 }
                 check_view(&log, &m, compacted_ever)?;
@@ -280,7 +287,7 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 match log.compact_if_needed() {
                     Ok(Some(_)) => compacted_ever = true,
                     Ok(None) => {}
-                    Err(StorageError::StorageFull { .. }) => compacted_ever = true,
+                    Err(StorageError::StorageFull { .. } | StorageError::Io { .. }) => compacted_ever = true,
                     Err(e) => return Err(TestCaseError::fail(format!("compact: {e}"))),
                 }
                 check_view(&log, &m, compacted_ever)?;
@@ -288,6 +295,17 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::DiskFull(full) => {
                 let cap = if full { Some(disk.stats().used_bytes + 200) } else { None };
                 disk.set_capacity(cap);
+            }
+            Op::Faults(on) => {
+                let p = if on { 0.1 } else { 0.0 };
+                disk.set_faults(DiskFaultConfig {
+                    torn_write_probability: s.torn_probability,
+                    write_eio_probability: p,
+                    sync_eio_probability: p,
+                    sync_dir_eio_probability: p,
+                    capacity_bytes: disk.faults().capacity_bytes,
+                    ..Default::default()
+                });
             }
             Op::CleanRestart => {
                 disk.set_capacity(None);
@@ -318,7 +336,7 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
     }
-    disk.set_capacity(None);
+    disk.set_faults(DiskFaultConfig::default());
     check_view(&log, &m, compacted_ever)?;
     Ok(())
 }

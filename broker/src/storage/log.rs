@@ -245,6 +245,7 @@ impl PartitionLog {
         let n = files.len();
         let mut i = 0;
         let mut truncate_rest = false;
+        let mut removed_stray = false;
         while i < n {
             let (base, file, len) = files[i].clone();
             let path = dir.join(segment::file_name(base, LOG_EXT));
@@ -328,6 +329,15 @@ impl PartitionLog {
                 }
             }
             if let Some((_, prev)) = self.segments.iter().next_back() {
+                if seg.base_offset < prev.next_offset && seg.is_empty() {
+                    // An empty file left by a roll that failed after
+                    // creating it, overtaken by later appends: not data.
+                    tracing::warn!(segment = ?path, prev_end = prev.next_offset, "removing an empty segment left by a failed roll");
+                    self.remove_segment_files(base)?;
+                    removed_stray = true;
+                    i += 1;
+                    continue;
+                }
                 if seg.base_offset < prev.next_offset {
                     return Err(StorageError::Corrupt {
                         path,
@@ -345,7 +355,7 @@ impl PartitionLog {
         // Segments after a truncation point (corrupt_middle=truncate) go.
         // (A trailing empty segment is kept: a roll syncs the old segment
         // before creating the new file, so its base is the true log end.)
-        let mut removed = false;
+        let mut removed = removed_stray;
         for (base, _, _) in files.iter().skip(i) {
             self.remove_segment_files(*base)?;
             removed = true;
@@ -626,7 +636,13 @@ impl PartitionLog {
         active.write_indexes(&*disk)?;
         let new_path = self.dir.join(segment::file_name(new_base, LOG_EXT));
         let file = disk.open(&new_path, OpenMode::Truncate).map_err(io_err("create segment", &new_path))?;
-        disk.sync_dir(&self.dir).map_err(io_err("sync dir", &self.dir))?;
+        if let Err(e) = disk.sync_dir(&self.dir) {
+            // Best effort: do not leave an empty segment file that later
+            // appends to the old segment would overtake (recovery also
+            // removes such a file).
+            let _ = disk.remove_file(&new_path);
+            return Err(StorageError::io("sync dir", &self.dir, e));
+        }
         self.segments.insert(new_base, Segment::new(new_base, &self.dir, file, now));
         self.last_flush_ms = now;
         self.check_invariants();

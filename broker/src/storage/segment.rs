@@ -229,9 +229,6 @@ impl Segment {
             if end > 0 && h.base_offset >= upper_offset {
                 break;
             }
-            if h.check_structure().is_err() && end > 0 {
-                // Re-validated below by the CRC path of a fresh read.
-            }
             let size = h.size_bytes() as usize;
             if end + size > buf.len() {
                 if end == 0 {
