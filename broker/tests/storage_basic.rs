@@ -164,3 +164,36 @@ fn offset_for_timestamp_finds_first_record_at_or_after() {
         }
     }
 }
+
+#[test]
+fn log_append_time_stamps_batches_with_a_fresh_crc() {
+    let d = TempDir::new("lat");
+    let cfg = LogConfig { timestamp_type: broker::storage::TimestampType::LogAppendTime, ..LogConfig::default() };
+    let mut log = PartitionLog::open(Arc::new(RealDisk), ManualClock::new(42_000), d.0.join("t-0"), cfg).unwrap();
+    let info = log.append(&batch("a", 10, 2, 5)).unwrap();
+    assert_eq!(info.log_append_time_ms, 42_000);
+    let r = log.read(0, 1000).unwrap();
+    let h = BatchHeader::parse(&r.records).unwrap();
+    assert_eq!(h.max_timestamp, 42_000);
+    assert!(broker::storage::batch_crc_ok(&r.records));
+    assert_eq!(log.offset_for_timestamp(41_000).unwrap().unwrap().timestamp_ms, 42_000);
+}
+
+#[test]
+fn interval_flush_policy_syncs_when_due() {
+    let d = TempDir::new("interval");
+    let clock = ManualClock::new(0);
+    let cfg = LogConfig { flush: "interval:100".parse().unwrap(), ..LogConfig::default() };
+    let mut log = PartitionLog::open(Arc::new(RealDisk), clock.clone(), d.0.join("t-0"), cfg).unwrap();
+    log.append(&batch("a", 10, 1, 1)).unwrap();
+    assert_eq!(log.durable_end_offset(), 0, "not synced before the interval");
+    assert!(!log.flush_due());
+    clock.advance(150);
+    assert!(log.flush_due());
+    log.flush().unwrap();
+    assert_eq!(log.durable_end_offset(), 1);
+    log.append(&batch("a", 10, 1, 1)).unwrap();
+    clock.advance(150);
+    log.append(&batch("a", 10, 1, 1)).unwrap();
+    assert_eq!(log.durable_end_offset(), 3, "an append after the interval syncs");
+}
