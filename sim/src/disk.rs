@@ -724,4 +724,60 @@ mod tests {
         assert_eq!(d.file_contents(Path::new("/d/a")).unwrap(), b"hello");
         assert!(f.write_at(b"x", 0).is_err(), "stale handle after crash");
     }
+
+    #[test]
+    fn torn_write_keeps_a_sector_aligned_prefix() {
+        for seed in 0..50 {
+            let d = FaultyDisk::with_faults(seed, DiskFaultConfig { torn_write_probability: 1.0, ..Default::default() });
+            d.create_dir_all(Path::new("/d")).unwrap();
+            let f = d.open(Path::new("/d/a"), OpenMode::CreateIfMissing).unwrap();
+            d.sync_dir(Path::new("/d")).unwrap();
+            f.write_at(&[1u8; 100], 0).unwrap();
+            f.sync().unwrap();
+            f.write_at(&[2u8; 3000], 100).unwrap();
+            d.crash();
+            let c = d.file_contents(Path::new("/d/a")).unwrap();
+            assert!(c.len() == 100 || c.len() % 512 == 0, "seed {seed}: len {}", c.len());
+            assert!(c.len() < 3100);
+            assert!(c[..100].iter().all(|b| *b == 1));
+            assert!(c[100..].iter().all(|b| *b == 2));
+        }
+    }
+
+    #[test]
+    fn rename_and_remove_are_durable_only_after_sync_dir() {
+        let d = FaultyDisk::new(3);
+        d.create_dir_all(Path::new("/d")).unwrap();
+        let f = d.open(Path::new("/d/a.tmp"), OpenMode::CreateIfMissing).unwrap();
+        f.write_at(b"x", 0).unwrap();
+        f.sync().unwrap();
+        d.sync_dir(Path::new("/d")).unwrap();
+        d.rename(Path::new("/d/a.tmp"), Path::new("/d/a")).unwrap();
+        d.crash();
+        assert!(d.exists(Path::new("/d/a.tmp")) && !d.exists(Path::new("/d/a")));
+        d.rename(Path::new("/d/a.tmp"), Path::new("/d/a")).unwrap();
+        d.sync_dir(Path::new("/d")).unwrap();
+        d.remove_file(Path::new("/d/a")).unwrap();
+        d.crash();
+        assert_eq!(d.file_contents(Path::new("/d/a")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn enospc_and_halt() {
+        let d = FaultyDisk::new(4);
+        d.create_dir_all(Path::new("/d")).unwrap();
+        let f = d.open(Path::new("/d/a"), OpenMode::CreateIfMissing).unwrap();
+        d.set_capacity(Some(10));
+        f.write_at(&[0; 10], 0).unwrap();
+        let e = f.write_at(&[0; 1], 10).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        f.write_at(&[1; 5], 0).unwrap(); // overwrite in place needs no space
+        d.set_capacity(None);
+        d.halt_after(Some(1));
+        f.write_at(&[1; 5], 0).unwrap();
+        assert!(f.sync().is_err());
+        assert!(d.sync_dir(Path::new("/d")).is_err());
+        d.crash();
+        assert!(d.sync_dir(Path::new("/d")).is_ok());
+    }
 }
