@@ -2,6 +2,7 @@
 //! in a deterministic simulation (`--cfg madsim`) and in production on tokio.
 
 pub mod clock;
+pub mod controller;
 pub mod disk;
 pub mod raft;
 pub mod storage;
