@@ -53,6 +53,36 @@ async fn apply(cluster: &SimCluster, fault: &Fault, history: &Recorder) {
                 broker.clock.set_skew_ms(*skew_ms);
             }
         }
+        Fault::DiskFull { node, window_ms } => {
+            let Some(broker) = cluster.brokers.iter().find(|b| &b.name == node) else {
+                return;
+            };
+            history.nemesis("disk-full-start", json!(node));
+            let before = broker.disk.faults();
+            broker.disk.set_capacity(Some(broker.disk.stats().used_bytes));
+            sleep(*window_ms).await;
+            broker.disk.set_capacity(before.capacity_bytes);
+            history.nemesis("disk-full-stop", json!(node));
+        }
+        Fault::ReadCorruption {
+            node,
+            corruption_probability_pct,
+            window_ms,
+        } => {
+            let value = json!({"node": node, "corruption_probability_pct": corruption_probability_pct});
+            let Some(broker) = cluster.brokers.iter().find(|b| &b.name == node) else {
+                return;
+            };
+            history.nemesis("read-corruption-start", value.clone());
+            let before = broker.disk.faults();
+            broker.disk.set_faults(DiskFaultConfig {
+                read_corruption_probability: f64::from(*corruption_probability_pct) / 100.0,
+                ..before.clone()
+            });
+            sleep(*window_ms).await;
+            broker.disk.set_faults(before);
+            history.nemesis("read-corruption-stop", value);
+        }
         Fault::DiskErrors {
             node,
             error_probability_pct,

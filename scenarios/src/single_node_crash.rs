@@ -50,7 +50,7 @@ pub fn nemesis_config() -> NemesisConfig {
         start_ms: FAULT_START_MS,
         fault_phase_ms: FAULT_PHASE_MS,
         gap_ms: (200, 1_500),
-        weights: [4, 2, 2, 1, 2],
+        weights: [4, 2, 2, 1, 2, 1, 1],
     }
 }
 

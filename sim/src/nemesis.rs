@@ -47,6 +47,24 @@ pub enum Fault {
         /// Offset from true virtual time.
         skew_ms: i64,
     },
+    /// Fill the node's disk: no byte more can be written for `window_ms`
+    /// (ENOSPC), then the space comes back.
+    DiskFull {
+        /// Target node name.
+        node: String,
+        /// How long the disk stays full.
+        window_ms: u64,
+    },
+    /// Make the node's disk return flipped bits on reads for `window_ms`
+    /// (the stored data stays intact; checksums must catch every flip).
+    ReadCorruption {
+        /// Target node name.
+        node: String,
+        /// Probability that one read returns a flipped bit.
+        corruption_probability_pct: u32,
+        /// How long reads misbehave.
+        window_ms: u64,
+    },
     /// Make the node's disk fail writes and fsyncs with EIO for `window_ms`.
     DiskErrors {
         /// Target node name.
@@ -66,7 +84,9 @@ impl Fault {
             Fault::Pause { pause_ms, .. } => *pause_ms,
             Fault::CutLink { cut_ms, .. } => *cut_ms,
             Fault::ClockSkew { .. } => 0,
-            Fault::DiskErrors { window_ms, .. } => *window_ms,
+            Fault::DiskErrors { window_ms, .. }
+            | Fault::DiskFull { window_ms, .. }
+            | Fault::ReadCorruption { window_ms, .. } => *window_ms,
         }
     }
 }
@@ -83,6 +103,12 @@ impl fmt::Display for Fault {
                 error_probability_pct,
                 window_ms,
             } => write!(f, "disk errors on {node} ({error_probability_pct}% of writes/fsyncs) for {window_ms} ms"),
+            Fault::DiskFull { node, window_ms } => write!(f, "fill {node}'s disk for {window_ms} ms"),
+            Fault::ReadCorruption {
+                node,
+                corruption_probability_pct,
+                window_ms,
+            } => write!(f, "flip bits in {corruption_probability_pct}% of {node}'s reads for {window_ms} ms"),
         }
     }
 }
@@ -109,8 +135,9 @@ pub struct NemesisConfig {
     pub fault_phase_ms: u64,
     /// Quiet time between faults, drawn from this range.
     pub gap_ms: (u64, u64),
-    /// Weight of each kind: crash, pause, cut link, clock skew, disk errors.
-    pub weights: [u32; 5],
+    /// Weight of each kind: crash, pause, cut link, clock skew, disk
+    /// errors, full disk, read corruption.
+    pub weights: [u32; 7],
 }
 
 /// The whole schedule of a run.
@@ -175,6 +202,15 @@ impl FaultPlan {
                     error_probability_pct: rng.gen_range(5..=50),
                     window_ms: rng.gen_range(100..=2_000),
                 },
+                5 => Fault::DiskFull {
+                    node,
+                    window_ms: rng.gen_range(100..=2_000),
+                },
+                6 => Fault::ReadCorruption {
+                    node,
+                    corruption_probability_pct: rng.gen_range(1..=20),
+                    window_ms: rng.gen_range(100..=2_000),
+                },
                 _ => continue,
             };
             let duration_ms = fault.duration_ms();
@@ -212,7 +248,7 @@ mod tests {
             start_ms: 500,
             fault_phase_ms: 20_000,
             gap_ms: (200, 1_500),
-            weights: [3, 2, 2, 1, 1],
+            weights: [3, 2, 2, 1, 1, 1, 1],
         }
     }
 
