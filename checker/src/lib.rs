@@ -16,6 +16,7 @@ pub mod history;
 pub mod html;
 pub mod linear;
 pub mod log;
+mod profile;
 pub mod report;
 
 use std::collections::BTreeMap;

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::graph::{find_cycle, Graph, Tarjan, PROC, RT, WR, WW};
 use super::index::{for_each_read, for_each_send, LogIndex};
 use crate::fxhash::FxHashMap;
-use crate::history::{EventType, History, Outcome, Process, F};
+use crate::history::{EventType, History, Outcome, F};
 use crate::report::{Anomalies, Example, OpView};
 
 /// (name, edge types allowed, edge types the cycle must use)
@@ -74,24 +74,24 @@ fn build(h: &History, idx: &LogIndex) -> Graph {
         }
     }
     // real time, through a chain of time nodes numbered after the ops
-    let mut op_of_event: FxHashMap<u32, u32> = FxHashMap::default();
+    const NO_OP: u32 = u32::MAX;
+    let mut op_of_event = vec![NO_OP; h.events.len()];
     for (i, op) in h.ops.iter().enumerate() {
         if is_graph_op(op.f) {
-            op_of_event.insert(op.invoke, i as u32);
+            op_of_event[op.invoke as usize] = i as u32;
             if let Some(c) = op.completion {
                 if op.outcome == Outcome::Ok {
-                    op_of_event.insert(c, i as u32);
+                    op_of_event[c as usize] = i as u32;
                 }
             }
         }
     }
     let mut next_node = n_ops as u32;
     let mut last_time: Option<u32> = None;
-    for (e_idx, e) in h.events.iter().enumerate() {
-        if e.process == Process::Nemesis {
+    for (e, &op) in h.events.iter().zip(&op_of_event) {
+        if op == NO_OP {
             continue;
         }
-        let Some(&op) = op_of_event.get(&(e_idx as u32)) else { continue };
         match e.ty {
             EventType::Invoke => {
                 if let Some(t) = last_time {
@@ -173,11 +173,14 @@ fn explain(h: &History, idx: &LogIndex, a: usize, b: usize, kind: u8) -> (String
 }
 
 pub(crate) fn check(h: &History, idx: &LogIndex, out: &mut Anomalies) -> (usize, usize) {
+    let mut phases = crate::profile::Phases::new();
     let g = build(h, idx);
+    phases.mark("cycles: graph");
     let n_ops = h.ops.len() as u32;
     let all: Vec<u32> = (0..g.n_nodes() as u32).collect();
     let mut tarjan = Tarjan::new(g.n_nodes());
     let components = tarjan.sccs(&g, &all, WW | WR | PROC | RT, &|_| true);
+    phases.mark("cycles: scc");
     for comp in &components {
         for &(name, mask, required) in CLASSES {
             // Time nodes only carry real-time edges.

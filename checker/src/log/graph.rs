@@ -15,10 +15,9 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    /// Builds from an edge list `(from, to, kind)`; duplicate edges are kept once.
-    pub fn from_edges(n_nodes: usize, mut edges: Vec<(u32, u32, u8)>) -> Graph {
-        edges.sort_unstable();
-        edges.dedup();
+    /// Builds from an edge list `(from, to, kind)` with a counting sort by
+    /// source (linear time; each node's edges keep their list order).
+    pub fn from_edges(n_nodes: usize, edges: Vec<(u32, u32, u8)>) -> Graph {
         let mut start = vec![0u32; n_nodes + 1];
         for &(f, _, _) in &edges {
             start[f as usize + 1] += 1;
@@ -26,8 +25,15 @@ impl Graph {
         for i in 0..n_nodes {
             start[i + 1] += start[i];
         }
-        let to = edges.iter().map(|e| e.1).collect();
-        let kind = edges.iter().map(|e| e.2).collect();
+        let mut fill: Vec<u32> = start[..n_nodes].to_vec();
+        let mut to = vec![0u32; edges.len()];
+        let mut kind = vec![0u8; edges.len()];
+        for (f, t, k) in edges {
+            let slot = &mut fill[f as usize];
+            to[*slot as usize] = t;
+            kind[*slot as usize] = k;
+            *slot += 1;
+        }
         Graph { start, to, kind }
     }
 

@@ -31,15 +31,23 @@ pub struct LogStats {
 
 /// Runs every log check over a history.
 pub fn check(h: &History) -> (Anomalies, LogStats) {
+    let mut phases = crate::profile::Phases::new();
     let idx = LogIndex::build(h);
+    phases.mark("log index");
     let mut out = Anomalies::default();
     offsets::check(h, &idx, &mut out);
     writes::check_acknowledged(h, &idx, &mut out);
+    phases.mark("acknowledged");
     writes::check_read_origins(h, &idx, &mut out);
+    phases.mark("read origins");
     writes::check_send_order(h, &idx, &mut out);
+    phases.mark("send order");
     polls::check(h, &idx, &mut out);
+    phases.mark("poll order");
     eos::check(h, &idx, &mut out);
+    phases.mark("exactly-once");
     let (graph_nodes, graph_edges) = cycles::check(h, &idx, &mut out);
+    phases.mark("cycles");
     (out, LogStats { graph_nodes, graph_edges })
 }
 
