@@ -104,3 +104,6 @@ pub use types::{
     Entry, EntryId, EntryKind, HardState, LogIndex, Message, MessageBody, NodeId, ReadState, Ready,
     RecoveredState, RejectHint, Snapshot, SnapshotMeta, Term,
 };
+
+#[cfg(test)]
+mod tests;

@@ -339,7 +339,7 @@ impl RaftNode {
                 self.send(from, MessageBody::VoteResponse { granted });
             }
             MessageBody::PreVoteResponse { granted } => {
-                if self.role == Role::PreCandidate && (!granted || msg.term == self.term + 1) {
+                if self.role == Role::PreCandidate && (!granted || msg.term == self.term.saturating_add(1)) {
                     self.record_vote(from, granted);
                 }
             }
@@ -349,19 +349,23 @@ impl RaftNode {
                 }
             }
             MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit } => {
-                self.follow(from);
-                self.handle_append(from, prev_log_index, prev_log_term, entries, leader_commit, msg.term);
+                if self.follow(from) {
+                        self.handle_append(from, prev_log_index, prev_log_term, entries, leader_commit, msg.term);
+                }
             }
             MessageBody::Heartbeat { commit, round } => {
-                self.follow(from);
+                if !self.follow(from) {
+                    return;
+                }
                 // The leader sends min(its commit, our match), so every
                 // entry up to `commit` that we hold is the leader's.
                 self.log.commit_to(commit.min(self.log.last_index()));
                 self.send(from, MessageBody::HeartbeatResponse { round });
             }
             MessageBody::InstallSnapshot { snapshot } => {
-                self.follow(from);
-                self.handle_snapshot(from, snapshot);
+                if self.follow(from) {
+                    self.handle_snapshot(from, snapshot);
+                }
             }
             MessageBody::AppendEntriesResponse { result } => {
                 if self.role == Role::Leader {
@@ -476,13 +480,20 @@ impl RaftNode {
         self.reset_election_timer();
     }
 
-    fn follow(&mut self, leader: NodeId) {
-        // A leader message at our term: there is exactly one leader per term.
-        assert!(self.role != Role::Leader, "raft: two leaders in term {}", self.term);
+    /// Accepts `leader` as the leader of the current term. Returns false
+    /// (and ignores the message) if we lead this term ourselves: that would
+    /// be two leaders in one term, impossible between correct nodes, so the
+    /// message is not trusted (the cluster tests check election safety).
+    fn follow(&mut self, leader: NodeId) -> bool {
+        if self.role == Role::Leader {
+            tracing::error!(id = self.id(), leader, term = self.term, "leader message from another leader of our term");
+            return false;
+        }
         if self.role != Role::Follower || self.leader_id != Some(leader) {
             self.become_follower(self.term, Some(leader));
         }
         self.election_elapsed = 0;
+        true
     }
 
     fn abandon_leadership(&mut self) {
@@ -500,7 +511,7 @@ impl RaftNode {
         self.votes.clear();
         self.reset_election_timer();
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
-        let proposed_term = self.term + 1;
+        let proposed_term = self.term.saturating_add(1);
         for peer in self.peers() {
             self.send_with_term(peer, proposed_term, MessageBody::PreVoteRequest { last_log_index, last_log_term });
         }
@@ -509,7 +520,8 @@ impl RaftNode {
 
     fn become_candidate(&mut self) {
         self.abandon_leadership();
-        self.term += 1;
+        // Saturating: a peer can push us to an absurd term, not to a panic.
+        self.term = self.term.saturating_add(1);
         self.voted_for = Some(self.id());
         self.role = Role::Candidate;
         self.leader_id = None;
@@ -620,9 +632,20 @@ impl RaftNode {
         leader_term: Term,
     ) {
         // Malformed input is dropped, not asserted.
-        let well_formed = entries.iter().enumerate().all(|(i, e)| e.index == prev_log_index + 1 + i as u64)
+        let well_formed = prev_log_index <= self.log.last_index()
+            && entries.iter().enumerate().all(|(i, e)| Some(e.index) == prev_log_index.checked_add(1 + i as u64))
             && entries.windows(2).all(|w| w[0].term <= w[1].term)
             && entries.iter().all(|e| e.term <= leader_term && e.term >= prev_log_term);
+        if prev_log_index > self.log.last_index() {
+            // We lack the entry before these: ask for earlier ones.
+            let hint = RejectHint {
+                rejected_prev_index: prev_log_index,
+                conflict_term: None,
+                conflict_index: self.log.last_index() + 1,
+            };
+            self.send(leader, MessageBody::AppendEntriesResponse { result: Err(hint) });
+            return;
+        }
         if !well_formed {
             tracing::warn!(id = self.id(), leader, "ignoring malformed append");
             return;
@@ -695,20 +718,22 @@ impl RaftNode {
             Err(hint) => {
                 let stale = match progress.state {
                     ReplicationState::Replicate => hint.rejected_prev_index <= progress.match_index,
-                    ReplicationState::Probe => hint.rejected_prev_index + 1 != progress.next_index,
+                    ReplicationState::Probe => hint.rejected_prev_index.checked_add(1) != Some(progress.next_index),
                 };
                 if stale {
                     return;
                 }
                 let mut next = match hint.conflict_term {
                     Some(term) => match self.log.last_index_of_term(term, hint.rejected_prev_index) {
-                        Some(index) => index + 1,
+                        Some(index) => index.saturating_add(1),
                         None => hint.conflict_index,
                     },
                     None => hint.conflict_index,
                 };
                 let progress = self.progress.get_mut(&from).expect("progress exists");
-                next = next.min(hint.rejected_prev_index).max(progress.match_index + 1);
+                // Strictly backwards, never below what is known to match,
+                // never past our log (the hint comes from the network).
+                next = next.min(hint.rejected_prev_index).min(last_index + 1).max(progress.match_index + 1);
                 progress.next_index = next;
                 progress.state = ReplicationState::Probe;
                 progress.probe_sent = false;
