@@ -8,7 +8,8 @@
 //! println!("{}", report.render_text());
 //! ```
 //!
-//! The history format and every anomaly are documented in `checker/HISTORY.md`.
+//! The history format, every anomaly and the output are documented in
+//! `checker/HISTORY.md`, the one source of truth.
 
 pub mod fxhash;
 pub mod gen;
