@@ -157,6 +157,9 @@ fn offset_for_timestamp_finds_first_record_at_or_after() {
             assert_eq!((t.offset, t.timestamp_ms), (4 * i + j, 1000 * i + j));
         }
         let t = log.offset_for_timestamp(1000 * i + 10).unwrap();
+        assert_eq!(log.offset_for_timestamp(broker::storage::LATEST_TIMESTAMP).unwrap().unwrap().offset, 200);
+        assert_eq!(log.offset_for_timestamp(broker::storage::EARLIEST_TIMESTAMP).unwrap().unwrap().offset, 0);
+        assert_eq!(log.offset_for_timestamp(broker::storage::MAX_TIMESTAMP).unwrap().unwrap().offset, 196);
         if i < 49 {
             assert_eq!(t.unwrap().offset, 4 * (i + 1));
         } else {

@@ -21,6 +21,12 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 /// Name of the log start offset checkpoint.
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
+/// ListOffsets special timestamp: the log end offset.
+pub const LATEST_TIMESTAMP: i64 = -1;
+/// ListOffsets special timestamp: the log start offset.
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+/// ListOffsets special timestamp: the record with the largest timestamp.
+pub const MAX_TIMESTAMP: i64 = -3;
 /// Extension of producer state snapshots.
 pub const SNAPSHOT_EXT: &str = "snapshot";
 
@@ -728,7 +734,23 @@ impl PartitionLog {
     /// ListOffsets by timestamp: the first record whose timestamp is >=
     /// `timestamp_ms` (at or after the log start), or `None`. For compressed
     /// batches the batch's base offset and max timestamp are returned.
+    /// Kafka's special values: [`LATEST_TIMESTAMP`] (-1) gives the log end,
+    /// [`EARLIEST_TIMESTAMP`] (-2) the log start, [`MAX_TIMESTAMP`] (-3) the
+    /// batch holding the largest timestamp (timestamp -1 in the first two).
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimestampOffset>> {
+        match timestamp_ms {
+            LATEST_TIMESTAMP => return Ok(Some(TimestampOffset { timestamp_ms: -1, offset: self.log_end_offset })),
+            EARLIEST_TIMESTAMP => return Ok(Some(TimestampOffset { timestamp_ms: -1, offset: self.log_start_offset })),
+            MAX_TIMESTAMP => {
+                let best = self
+                    .segments
+                    .values()
+                    .filter(|s| s.max_timestamp_ms >= 0 && s.next_offset > self.log_start_offset)
+                    .max_by_key(|s| (s.max_timestamp_ms, std::cmp::Reverse(s.base_offset)));
+                return Ok(best.map(|s| TimestampOffset { timestamp_ms: s.max_timestamp_ms, offset: s.max_timestamp_offset.max(self.log_start_offset) }));
+            }
+            _ => {}
+        }
         for seg in self.segments.values() {
             if seg.max_timestamp_ms < timestamp_ms || seg.next_offset <= self.log_start_offset {
                 continue;
@@ -756,5 +778,15 @@ impl PartitionLog {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn partition_log_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::PartitionLog>();
+        check::<super::StorageError>();
     }
 }

@@ -138,6 +138,9 @@ pub use compaction::CompactionOutcome;
 pub use config::{CleanupPolicy, CorruptMiddlePolicy, FlushPolicy, LogConfig, TimestampType};
 pub use error::{StorageError, CORRUPT_MESSAGE, INVALID_RECORD, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, OFFSET_OUT_OF_RANGE, UNSUPPORTED_FOR_MESSAGE_FORMAT};
 pub use index::{OFFSET_INDEX_VERSION, TIME_INDEX_VERSION};
-pub use log::{AppendInfo, PartitionLog, ReadResult, RecoveryReport, TimestampOffset, CLEAN_SHUTDOWN_FILE, LEADER_EPOCH_FILE, LOG_START_OFFSET_FILE};
+pub use log::{
+    AppendInfo, PartitionLog, ReadResult, RecoveryReport, TimestampOffset, CLEAN_SHUTDOWN_FILE, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, LEADER_EPOCH_FILE, LOG_START_OFFSET_FILE,
+    MAX_TIMESTAMP,
+};
 pub use maintenance::RetentionOutcome;
 pub use segment::{file_name as segment_file_name, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
