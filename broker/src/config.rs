@@ -56,6 +56,14 @@ pub struct BrokerConfig {
     pub fetch_wait_ms_max: u64,
     /// Seed for any randomness the broker needs.
     pub seed: u64,
+    /// The controller quorum's API addresses, `ID@HOST:PORT,...`
+    /// (`controller.quorum.voters`). Unset: a standalone broker that keeps
+    /// its own metadata. Set: metadata comes from the quorum.
+    pub controller_quorum_voters: Option<String>,
+    /// How often a broker heartbeats to the controller (`broker.heartbeat.interval.ms`).
+    pub broker_heartbeat_interval_ms: u64,
+    /// Timeout of one controller call (`controller.request.timeout.ms`).
+    pub controller_request_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -73,6 +81,9 @@ impl Default for BrokerConfig {
             fetch_response_bytes_max: 50 * 1024 * 1024,
             fetch_wait_ms_max: 1_000,
             seed: 0,
+            controller_quorum_voters: None,
+            broker_heartbeat_interval_ms: 1_000,
+            controller_request_timeout_ms: 1_000,
         }
     }
 }
@@ -111,6 +122,9 @@ impl BrokerConfig {
         "socket.request.max.bytes",
         "fetch.max.bytes",
         "fetch.max.wait.ms",
+        "controller.quorum.voters",
+        "broker.heartbeat.interval.ms",
+        "controller.request.timeout.ms",
     ];
 
     /// Applies one `KEY=VALUE` pair.
@@ -137,6 +151,9 @@ impl BrokerConfig {
             "socket.request.max.bytes" => self.request_frame_bytes_max = parse_number(key, value)?,
             "fetch.max.bytes" => self.fetch_response_bytes_max = parse_number(key, value)?,
             "fetch.max.wait.ms" => self.fetch_wait_ms_max = parse_number(key, value)?,
+            "controller.quorum.voters" => self.controller_quorum_voters = Some(value.into()),
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_number(key, value)?,
+            "controller.request.timeout.ms" => self.controller_request_timeout_ms = parse_number(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())

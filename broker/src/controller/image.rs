@@ -266,6 +266,11 @@ impl MetadataImage {
     pub fn topic_by_id(&self, topic_id: TopicId) -> Option<&TopicState> {
         self.topics.get(&topic_id)
     }
+    /// Every topic, in topic-id order.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicState> {
+        self.topics.values()
+    }
+
     /// A partition.
     pub fn partition(&self, name: &str, partition: PartitionIndex) -> Option<&PartitionState> {
         self.topic(name).and_then(|t| t.partitions.get(partition as usize))

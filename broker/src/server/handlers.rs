@@ -42,8 +42,20 @@ fn encode<R: Encodable>(api: ApiKey, header: &RequestHeader, body: &R) -> Result
 pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -> Result<Option<Bytes>, DecodeError> {
     match request {
         Request::ApiVersions(_) => encode(ApiKey::ApiVersions, header, &api_versions_body(0)),
-        Request::Metadata(request) => encode(ApiKey::Metadata, header, &metadata(broker, header, request)),
-        Request::CreateTopics(request) => encode(ApiKey::CreateTopics, header, &create_topics(broker, request)),
+        Request::Metadata(request) => {
+            let response = match &broker.cluster {
+                Some(link) => super::cluster_handlers::metadata(broker, link, header, request).await,
+                None => metadata(broker, header, request),
+            };
+            encode(ApiKey::Metadata, header, &response)
+        }
+        Request::CreateTopics(request) => {
+            let response = match &broker.cluster {
+                Some(link) => super::cluster_handlers::create_topics(broker, link, request).await,
+                None => create_topics(broker, request),
+            };
+            encode(ApiKey::CreateTopics, header, &response)
+        }
         Request::Produce(request) => {
             let acks = request.acks;
             let response = produce(broker, request);
@@ -221,7 +233,7 @@ fn produce(broker: &Broker, request: ProduceRequest) -> ProduceResponse {
         .topic_data
         .into_iter()
         .map(|topic_data| {
-            let topic = broker.topic(topic_data.name.0.as_str());
+            let topic_name = topic_data.name.0.as_str().to_string();
             let partition_responses = topic_data
                 .partition_data
                 .into_iter()
@@ -234,9 +246,9 @@ fn produce(broker: &Broker, request: ProduceRequest) -> ProduceResponse {
                     if !valid_acks {
                         return response.with_error_code(ResponseError::InvalidRequiredAcks.code());
                     }
-                    let Some(log) = topic.as_ref().and_then(|t| usize::try_from(data.index).ok().and_then(|i| t.partitions.get(i)))
-                    else {
-                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let log = match broker.partition_log(&topic_name, data.index) {
+                        Ok(log) => log,
+                        Err(code) => return response.with_error_code(code),
                     };
                     let Some(records) = data.records.filter(|r| !r.is_empty()) else {
                         return response.with_error_code(ResponseError::InvalidRecord.code());
@@ -274,7 +286,7 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
         .topics
         .iter()
         .map(|fetch_topic| {
-            let topic = broker.topic(fetch_topic.topic.0.as_str());
+            let topic_name = fetch_topic.topic.0.as_str();
             let partitions = fetch_topic
                 .partitions
                 .iter()
@@ -285,11 +297,9 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
                         .with_last_stable_offset(-1)
                         .with_log_start_offset(-1)
                         .with_aborted_transactions(read_committed.then(Vec::new));
-                    let Some(log) = topic
-                        .as_ref()
-                        .and_then(|t| usize::try_from(fetch_partition.partition).ok().and_then(|i| t.partitions.get(i)))
-                    else {
-                        return data.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let log = match broker.partition_log(topic_name, fetch_partition.partition) {
+                        Ok(log) => log,
+                        Err(code) => return data.with_error_code(code),
                     };
                     let log = log.lock().unwrap_or_else(|e| e.into_inner());
                     // Single node: everything appended is committed, so the
@@ -356,7 +366,7 @@ fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRequest) -> L
         .topics
         .into_iter()
         .map(|list_topic| {
-            let topic = broker.topic(list_topic.name.0.as_str());
+            let topic_name = list_topic.name.0.as_str().to_string();
             let partitions = list_topic
                 .partitions
                 .into_iter()
@@ -366,9 +376,9 @@ fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRequest) -> L
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(leader_epoch);
-                    let Some(log) = topic.as_ref().and_then(|t| usize::try_from(p.partition_index).ok().and_then(|i| t.partitions.get(i)))
-                    else {
-                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let log = match broker.partition_log(&topic_name, p.partition_index) {
+                        Ok(log) => log,
+                        Err(code) => return response.with_error_code(code),
                     };
                     let log = log.lock().unwrap_or_else(|e| e.into_inner());
                     match p.timestamp {

@@ -10,6 +10,8 @@
 //! crash leaves either no topic or the whole topic. Partition `p` of topic
 //! `t` keeps its log in `<data_dir>/t-p/`.
 
+pub mod cluster;
+mod cluster_handlers;
 mod handlers;
 mod topics;
 
@@ -54,6 +56,9 @@ pub enum BrokerError {
     /// A topic's metadata or log could not be loaded.
     #[error(transparent)]
     Topic(#[from] TopicError),
+    /// The settings are inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// One broker node's state.
@@ -64,6 +69,8 @@ pub struct Broker {
     pub(crate) topics: Mutex<BTreeMap<String, Arc<topics::Topic>>>,
     /// Woken after every successful append, so long-polling fetches return.
     pub(crate) appended: Notify,
+    /// Set in cluster mode: the link to the controller quorum.
+    pub(crate) cluster: Option<cluster::ClusterLink>,
     trace: Option<TraceHook>,
 }
 
@@ -71,13 +78,18 @@ impl Broker {
     /// Opens the broker on `config.data_dir`, recovering every topic found.
     pub fn open(config: BrokerConfig, disk: Arc<dyn Disk>, clock: Arc<dyn Clock>) -> Result<Arc<Self>, BrokerError> {
         let topics = topics::load_all(&config, &disk, &clock)?;
-        tracing::info!(node_id = config.node_id, topics = topics.len(), "broker opened");
+        let cluster = match &config.controller_quorum_voters {
+            Some(voters) => Some(cluster::ClusterLink::new(voters, config.controller_request_timeout_ms).map_err(BrokerError::Config)?),
+            None => None,
+        };
+        tracing::info!(node_id = config.node_id, topics = topics.len(), cluster_mode = cluster.is_some(), "broker opened");
         Ok(Arc::new(Self {
             config,
             disk,
             clock,
             topics: Mutex::new(topics),
             appended: Notify::new(),
+            cluster,
             trace: None,
         }))
     }
@@ -126,6 +138,44 @@ impl Broker {
         self.topics.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
+    /// The log of a partition this broker serves, or the Kafka error code
+    /// that says why not. In cluster mode the partition must be led by this
+    /// broker in the last view read from the quorum; its log is opened (and
+    /// the topic's local metadata written) on first use.
+    pub(crate) fn partition_log(&self, name: &str, partition: i32) -> Result<Arc<Mutex<crate::storage::PartitionLog>>, i16> {
+        use kafka_protocol::ResponseError;
+        let index = usize::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
+        if let Some(link) = &self.cluster {
+            let view = link.cached_view().ok_or(ResponseError::LeaderNotAvailable.code())?;
+            let topic = view
+                .topics
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+            let state = topic.partitions.get(index).ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+            if state.leader != Some(self.config.node_id) {
+                return Err(ResponseError::NotLeaderOrFollower.code());
+            }
+            if self.topic(name).is_none() {
+                let meta = TopicMeta {
+                    partitions: topic.partitions.len() as i32,
+                    configs: Default::default(),
+                };
+                let mut guard = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+                if !guard.contains_key(name) {
+                    let created = topics::create(&self.config, &self.disk, &self.clock, name, meta).map_err(|error| {
+                        tracing::warn!(topic = name, %error, "opening a led partition failed");
+                        ResponseError::KafkaStorageError.code()
+                    })?;
+                    guard.insert(name.to_string(), Arc::new(created));
+                }
+            }
+        }
+        self.topic(name)
+            .and_then(|t| t.partitions.get(index).cloned())
+            .ok_or(ResponseError::UnknownTopicOrPartition.code())
+    }
+
     fn trace(&self, direction: TraceDirection, frame: &[u8]) {
         if let Some(hook) = &self.trace {
             hook(direction, frame);
@@ -167,6 +217,9 @@ impl Broker {
 /// Accepts connections on `listener` and serves each until it closes.
 pub async fn serve(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     tokio::spawn(broker.clone().run_background());
+    if broker.cluster.is_some() {
+        tokio::spawn(cluster::run_membership(broker.clone()));
+    }
     loop {
         let (stream, peer) = listener.accept().await?;
         let broker = broker.clone();

@@ -1,0 +1,142 @@
+//! Metadata and CreateTopics for a broker in cluster mode: answered by the
+//! controller quorum, so what clients see is linearizable.
+
+use kafka_protocol::messages::{
+    create_topics_response::CreatableTopicResult,
+    metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
+    BrokerId, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::cluster::ClusterLink;
+use super::handlers::CLUSTER_ID;
+use super::Broker;
+use crate::quorum::client::QuorumCallError;
+use crate::quorum::{ControllerRequest, ControllerResponse};
+
+fn topic_name(name: &str) -> Option<TopicName> {
+    Some(TopicName(StrBytes::from_string(name.to_string())))
+}
+
+/// Answers Metadata from a linearizable read of the quorum. If the quorum
+/// cannot be reached, every requested topic carries REQUEST_TIMED_OUT: a
+/// stale answer would let a client see metadata go back in time.
+pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
+    let requested: Option<Vec<String>> = request
+        .topics
+        .as_ref()
+        .map(|topics| topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string())).collect());
+    let view = match link.describe().await {
+        Ok(view) => view,
+        Err(error) => {
+            tracing::debug!(%error, "metadata read from the quorum failed");
+            let topics = requested
+                .unwrap_or_default()
+                .into_iter()
+                .map(|name| {
+                    MetadataResponseTopic::default()
+                        .with_name(topic_name(&name))
+                        .with_error_code(ResponseError::RequestTimedOut.code())
+                })
+                .collect();
+            return MetadataResponse::default()
+                .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
+                .with_controller_id(BrokerId(-1))
+                .with_topics(topics);
+        }
+    };
+    let brokers = view
+        .brokers
+        .iter()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let (host, port) = b.listener.rsplit_once(':')?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.broker_id))
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(port.parse().ok()?),
+            )
+        })
+        .collect();
+    let names: Vec<String> = requested.unwrap_or_else(|| view.topics.iter().map(|t| t.name.clone()).collect());
+    let leader_epochs = header.request_api_version >= 7;
+    let topics = names
+        .into_iter()
+        .map(|name| match view.topics.iter().find(|t| t.name == name) {
+            None => MetadataResponseTopic::default()
+                .with_name(topic_name(&name))
+                .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            Some(topic) => MetadataResponseTopic::default().with_name(topic_name(&name)).with_partitions(
+                topic
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(index, state)| {
+                        let partition = MetadataResponsePartition::default()
+                            .with_partition_index(index as i32)
+                            .with_leader_id(BrokerId(state.leader.unwrap_or(-1)))
+                            .with_leader_epoch(if leader_epochs { state.leader_epoch as i32 } else { -1 })
+                            .with_replica_nodes(state.replicas.iter().map(|&b| BrokerId(b)).collect())
+                            .with_isr_nodes(state.isr.iter().map(|&b| BrokerId(b)).collect());
+                        if state.leader.is_none() {
+                            partition.with_error_code(ResponseError::LeaderNotAvailable.code())
+                        } else {
+                            partition
+                        }
+                    })
+                    .collect(),
+            ),
+        })
+        .collect();
+    let _ = broker;
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
+        .with_controller_id(BrokerId(view.controller_id as i32))
+        .with_topics(topics)
+}
+
+/// Forwards each topic to the quorum. An unknown outcome is
+/// REQUEST_TIMED_OUT (the topic may exist now); no reachable leader is
+/// NOT_CONTROLLER (it certainly does not).
+pub async fn create_topics(broker: &Broker, link: &ClusterLink, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let partitions = if topic.num_partitions == -1 {
+            broker.config.default_num_partitions
+        } else {
+            topic.num_partitions
+        };
+        let replication_factor = if topic.replication_factor == -1 { 1 } else { topic.replication_factor };
+        let result = CreatableTopicResult::default()
+            .with_name(topic.name.clone())
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor);
+        let (code, message) = if partitions < 1 || replication_factor < 1 {
+            (ResponseError::InvalidPartitions.code(), Some("partitions and replication factor must be positive".to_string()))
+        } else if request.validate_only {
+            (0, None)
+        } else {
+            let call = ControllerRequest::CreateTopic {
+                name: topic.name.0.as_str().to_string(),
+                partitions: partitions as u32,
+                replication_factor: replication_factor as u16,
+            };
+            match link.call(&call).await {
+                Ok(ControllerResponse::TopicCreated { .. }) => (0, None),
+                Ok(ControllerResponse::Rejected { code, message }) => (code, Some(message)),
+                Ok(other) => (ResponseError::UnknownServerError.code(), Some(format!("unexpected answer {other:?}"))),
+                Err(QuorumCallError::NoLeader(reason)) => (ResponseError::NotController.code(), Some(reason)),
+                Err(QuorumCallError::Unknown(reason)) => (ResponseError::RequestTimedOut.code(), Some(reason)),
+            }
+        };
+        results.push(
+            result
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string)),
+        );
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
