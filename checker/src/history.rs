@@ -210,13 +210,13 @@ fn err<T>(line: usize, message: impl Into<String>) -> Result<T, ParseError> {
 }
 
 #[derive(Deserialize)]
-struct RawEvent {
+struct RawEvent<'a> {
     process: Value,
-    #[serde(rename = "type")]
-    ty: String,
+    #[serde(rename = "type", borrow)]
+    ty: std::borrow::Cow<'a, str>,
     f: Value,
-    #[serde(default)]
-    value: Value,
+    #[serde(default, borrow)]
+    value: Option<&'a serde_json::value::RawValue>,
     time: Value,
     #[serde(default)]
     key: Option<Value>,
@@ -273,7 +273,7 @@ fn parse_line(text: &str, line: usize, keys: &mut KeyTable) -> Result<Event, Par
         },
         other => return err(line, format!("process must be an integer or \"nemesis\", not {other}")),
     };
-    let ty = match raw.ty.as_str() {
+    let ty = match raw.ty.as_ref() {
         "invoke" => EventType::Invoke,
         "ok" => EventType::Ok,
         "fail" => EventType::Fail,
@@ -288,6 +288,10 @@ fn parse_line(text: &str, line: usize, keys: &mut KeyTable) -> Result<Event, Par
         Value::String(s) => s.clone(),
         other => return err(line, format!("f must be a string, not {other}")),
     };
+    let raw_value = raw.value.map(|r| r.get()).unwrap_or("null");
+    let slow_value = || -> Result<Value, ParseError> {
+        serde_json::from_str(raw_value).or_else(|e| err(line, format!("value is not valid JSON: {e}")))
+    };
     if process == Process::Nemesis {
         return Ok(Event {
             line,
@@ -296,7 +300,7 @@ fn parse_line(text: &str, line: usize, keys: &mut KeyTable) -> Result<Event, Par
             f: F::Nemesis,
             value: Payload::Nemesis {
                 f: f_name,
-                value: raw.value,
+                value: slow_value()?,
             },
             time_ns,
             key: None,
@@ -312,7 +316,14 @@ fn parse_line(text: &str, line: usize, keys: &mut KeyTable) -> Result<Event, Par
         Some(Value::String(_)) => return err(line, format!("only register operations carry a key, not {f_name}")),
         Some(other) => return err(line, format!("key must be a string, not {other}")),
     };
-    let value = parse_payload(f, ty, &raw.value, keys).or_else(|m| err(line, m))?;
+    let fast = match f {
+        F::Send | F::Poll | F::Txn => crate::wire::micros(f, ty, raw_value, keys).map(Payload::Micros),
+        _ => None,
+    };
+    let value = match fast {
+        Some(v) => v,
+        None => parse_payload(f, ty, &slow_value()?, keys).or_else(|m| err(line, m))?,
+    };
     Ok(Event {
         line,
         process,

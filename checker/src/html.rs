@@ -393,7 +393,7 @@ function anomalies() {
       const d = el('div', { class: 'example' });
       d.appendChild(el('div', {}, ex.text));
       const lines = ex.ops.map(o => 'process ' + o.process + ' ' + o.f + ' (' + o.type + ', line ' + o.invoke_line +
-        (o.completion_line ? '-' + o.completion_line : '') + '): ' + JSON.stringify(o.invoke.value) +
+        (o.completion_line && o.completion_line !== o.invoke_line ? '-' + o.completion_line : '') + '): ' + JSON.stringify(o.invoke.value) +
         (o.completion ? ' -> ' + JSON.stringify(o.completion.value) : ' (never completed)'));
       d.appendChild(el('div', { class: 'ops' }, lines.join('\n')));
       root.appendChild(d);

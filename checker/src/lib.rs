@@ -19,6 +19,7 @@ pub mod linear;
 pub mod log;
 mod profile;
 pub mod report;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

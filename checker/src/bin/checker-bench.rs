@@ -44,6 +44,14 @@ fn vm_hwm_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time this thread has run, in seconds, from /proc/thread-self/schedstat:
+/// on a shared machine it measures one core's work whatever else runs.
+fn thread_cpu_s() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 fn bench(name: &str, value: f64, unit: &str) {
     println!("BENCH {name} {value:.3} {unit}");
 }
@@ -71,11 +79,14 @@ fn main() -> anyhow::Result<()> {
     let t0 = now();
     let text = std::fs::read_to_string(&path).context("reading generated history")?;
     let t_read = now();
+    let cpu_read = thread_cpu_s();
     let history = checker::parse_jsonl(&text).context("parsing generated history")?;
     drop(text);
     let t_parse = now();
+    let cpu_parse = thread_cpu_s();
     let report = checker::check(&history);
     let t_check = now();
+    let cpu_check = thread_cpu_s();
     let rendered = report.render_text();
     let t_end = now();
     anyhow::ensure!(
@@ -86,6 +97,10 @@ fn main() -> anyhow::Result<()> {
     bench(&format!("log_parse_{tag}"), events as f64 / secs(t_parse - t_read), "events/s");
     bench(&format!("log_check_{tag}"), events as f64 / secs(t_check - t_parse), "events/s");
     bench(&format!("log_check_{tag}_time"), secs(t_check - t_parse), "s");
+    if let (Some(a), Some(b), Some(c)) = (cpu_read, cpu_parse, cpu_check) {
+        bench(&format!("log_parse_{tag}_cpu"), events as f64 / (b - a), "events/cpu-s");
+        bench(&format!("log_check_{tag}_cpu"), events as f64 / (c - b), "events/cpu-s");
+    }
     bench(&format!("dlog_check_path_{tag}"), secs(t_end - t0), "s");
     if let Some(kib) = vm_hwm_kib() {
         bench(&format!("log_peak_memory_{tag}"), kib as f64 / 1024.0, "MiB");
