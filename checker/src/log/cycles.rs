@@ -12,7 +12,7 @@
 use serde_json::json;
 
 use super::graph::{find_cycle, Graph, Tarjan, PROC, RT, WR, WW};
-use super::index::{for_each_read, for_each_send, LogIndex};
+use super::index::{LogIndex, NONE};
 use crate::fxhash::FxHashMap;
 use crate::history::{EventType, History, Outcome, F};
 use crate::report::{Anomalies, Example, OpView};
@@ -39,13 +39,11 @@ fn build(h: &History, idx: &LogIndex) -> Graph {
     let mut edges: Vec<(u32, u32, u8)> = Vec::with_capacity(n_ops * 4);
     // write-write, from each key's version order
     for order in &idx.orders {
-        let mut prev: Option<u32> = None;
-        for v in &order.values {
-            let w = idx.sent.get(v).map(|s| s.op);
-            if let (Some(a), Some(b)) = (prev, w) {
-                if a != b {
-                    edges.push((a, b, WW));
-                }
+        let mut prev = NONE;
+        for &vid in &order.vids {
+            let w = idx.sender[vid as usize];
+            if prev != NONE && w != NONE && prev != w {
+                edges.push((prev, w, WW));
             }
             prev = w;
         }
@@ -60,15 +58,14 @@ fn build(h: &History, idx: &LogIndex) -> Graph {
             continue;
         }
         let i = i as u32;
-        let mut last_writer = u32::MAX;
-        for_each_read(h, op, |_, _, v| {
-            if let Some(s) = idx.sent.get(&v) {
-                if s.op != i && s.op != last_writer {
-                    edges.push((s.op, i, WR));
-                    last_writer = s.op;
-                }
+        let mut last_writer = NONE;
+        for r in idx.op_reads(i as usize) {
+            let w = idx.sender[r.vid as usize];
+            if w != NONE && w != i && w != last_writer {
+                edges.push((w, i, WR));
+                last_writer = w;
             }
-        });
+        }
         if let Some(p) = last_of_process.insert(op.process, i) {
             edges.push((p, i, PROC));
         }
@@ -118,21 +115,11 @@ fn explain(h: &History, idx: &LogIndex, a: usize, b: usize, kind: u8) -> (String
     let (oa, ob) = (&h.ops[a], &h.ops[b]);
     match kind {
         WW => {
-            let mut found = None;
-            for_each_send(h, oa, |k, v, _| {
-                if found.is_some() {
-                    return;
-                }
-                if let Some(&(kk, p)) = idx.value_pos.get(&v) {
-                    let order = &idx.orders[kk as usize];
-                    if kk == k {
-                        if let Some(&next) = order.values.get(p as usize + 1) {
-                            if idx.sent.get(&next).map(|s| s.op as usize) == Some(b) {
-                                found = Some((k, v, next));
-                            }
-                        }
-                    }
-                }
+            let found = idx.op_sends(a).iter().find_map(|s| {
+                let p = idx.pos_in(s.vid, s.key)?;
+                let next = *idx.orders[s.key as usize].vids.get(p as usize + 1)?;
+                (idx.sender[next as usize] as usize == b)
+                    .then(|| (s.key, idx.values[s.vid as usize], idx.values[next as usize]))
             });
             match found {
                 Some((k, v, next)) => (
@@ -143,12 +130,11 @@ fn explain(h: &History, idx: &LogIndex, a: usize, b: usize, kind: u8) -> (String
             }
         }
         WR => {
-            let mut found = None;
-            for_each_read(h, ob, |k, o, v| {
-                if found.is_none() && idx.sent.get(&v).map(|s| s.op as usize) == Some(a) {
-                    found = Some((k, o, v));
-                }
-            });
+            let found = idx
+                .op_reads(b)
+                .iter()
+                .find(|r| idx.sender[r.vid as usize] as usize == a)
+                .map(|r| (r.key, r.offset, idx.values[r.vid as usize]));
             match found {
                 Some((k, o, v)) => (
                     format!("wr on {}: process {} read value {v} at offset {o}", h.key_name(k), ob.process),

@@ -12,51 +12,41 @@
 
 use serde_json::json;
 
-use super::index::{for_each_read, for_each_send, LogIndex};
+use super::index::{LogIndex, NONE};
 use crate::fxhash::FxHashMap;
 use crate::history::{History, Micro, Outcome, F};
 use crate::report::{Anomalies, Example, OpView};
 
 fn committed(h: &History, idx: &LogIndex, i: usize) -> bool {
-    let op = &h.ops[i];
-    match op.outcome {
+    match h.ops[i].outcome {
         Outcome::Ok => true,
         Outcome::Fail => false,
-        Outcome::Info => {
-            let mut any = false;
-            for_each_send(h, op, |_, v, _| any |= idx.ok_read.contains_key(&v));
-            any
-        }
+        Outcome::Info => idx.op_sends(i).iter().any(|s| idx.is_ok_read(s.vid)),
     }
 }
 
 pub(crate) fn check(h: &History, idx: &LogIndex, out: &mut Anomalies) {
-    // input value → committed transform transactions that consumed it
-    let mut consumers: FxHashMap<i64, Vec<u32>> = FxHashMap::default();
+    // input value id → committed transform transactions that consumed it
+    let mut consumers: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
     for (i, op) in h.ops.iter().enumerate() {
         if op.f != F::Txn || !committed(h, idx, i) {
             continue;
         }
-        let micros = h.micros(op);
-        let polls = micros.iter().any(|m| matches!(m, Micro::Poll { .. }));
-        let sends: Vec<i64> = micros
-            .iter()
-            .filter_map(|m| match m {
-                Micro::Send { value, .. } => Some(*value),
-                _ => None,
-            })
-            .collect();
+        let polls = h.micros(op).iter().any(|m| matches!(m, Micro::Poll { .. }));
+        let sends = idx.op_sends(i);
         if polls && !sends.is_empty() {
-            for_each_read(h, op, |_, _, v| {
-                let list = consumers.entry(v).or_default();
+            for r in idx.op_reads(i) {
+                let list = consumers.entry(r.vid).or_default();
                 if list.last() != Some(&(i as u32)) {
                     list.push(i as u32);
                 }
-            });
+            }
         }
-        let seen: Vec<i64> = sends.iter().copied().filter(|v| idx.ok_read.contains_key(v)).collect();
-        if !seen.is_empty() && seen.len() < sends.len() {
-            let missing: Vec<i64> = sends.iter().copied().filter(|v| !idx.ok_read.contains_key(v)).collect();
+        let n_seen = sends.iter().filter(|s| idx.is_ok_read(s.vid)).count();
+        if n_seen > 0 && n_seen < sends.len() {
+            let value = |s: &&crate::log::index::SendRec| idx.values[s.vid as usize];
+            let seen: Vec<i64> = sends.iter().filter(|s| idx.is_ok_read(s.vid)).map(|s| value(&s)).collect();
+            let missing: Vec<i64> = sends.iter().filter(|s| !idx.is_ok_read(s.vid)).map(|s| value(&s)).collect();
             out.add("torn-txn", (1, h.invoke_event(op).line), || Example {
                 text: format!(
                     "the committed transaction of process {} wrote {} values, but only {} were ever read: {:?} were read, {:?} never were",
@@ -72,11 +62,16 @@ pub(crate) fn check(h: &History, idx: &LogIndex, out: &mut Anomalies) {
             });
         }
     }
-    let mut dups: Vec<(i64, Vec<u32>)> = consumers.into_iter().filter(|(_, l)| l.len() > 1).collect();
+    let mut dups: Vec<(i64, u32, Vec<u32>)> = consumers
+        .into_iter()
+        .filter(|(_, l)| l.len() > 1)
+        .map(|(vid, l)| (idx.values[vid as usize], vid, l))
+        .collect();
     dups.sort_unstable();
-    for (v, txns) in dups {
+    for (v, vid, txns) in dups {
         let first_line = h.invoke_event(&h.ops[txns[0] as usize]).line;
-        let key = idx.sent.get(&v).map(|s| h.key_name(s.key).to_string());
+        let k = idx.send_key[vid as usize];
+        let key = (k != NONE).then(|| h.key_name(k).to_string());
         out.add("duplicate-consume", (txns.len(), first_line), || {
             let procs: Vec<String> = txns.iter().map(|&t| h.ops[t as usize].process.to_string()).collect();
             Example {

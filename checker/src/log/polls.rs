@@ -7,9 +7,9 @@
 
 use serde_json::json;
 
-use super::index::LogIndex;
+use super::index::{LogIndex, NONE};
 use crate::fxhash::FxHashMap;
-use crate::history::{History, KeyId, Micro, Outcome, Payload, F};
+use crate::history::{History, KeyId, Outcome, Payload, F};
 use crate::report::{Anomalies, Example, OpView};
 
 fn line_of(h: &History, op: usize) -> usize {
@@ -48,46 +48,41 @@ pub(crate) fn check(h: &History, idx: &LogIndex, out: &mut Anomalies) {
             F::Poll | F::Txn if op.outcome == Outcome::Ok => {}
             _ => continue,
         }
-        let Some(c) = h.completion_event(op) else { continue };
-        let Payload::Micros(ms) = &c.value else { continue };
         in_op.clear();
-        for m in ms {
-            let Micro::Poll { reads } = m else { continue };
-            for (k, pairs) in reads {
-                let k = *k;
-                for &(o, v) in pairs {
-                    let Some(p) = idx.pos(k, o) else { continue };
-                    let key = h.key_name(k);
-                    let off = |p: u32| idx.orders[k as usize].offsets[p as usize];
-                    if let Some(e) = in_op.iter_mut().find(|e| e.0 == k) {
-                        let (pp, pv) = (e.2, e.3);
-                        if p <= pp {
-                            out.add("int-nonmonotonic-poll", (1, line_of(h, i)), || Example {
-                                text: format!(
-                                    "inside one operation process {} read {pv} at offset {} of {key} and then {v} at offset {}, at or before it",
-                                    op.process, off(pp), off(p)
-                                ),
-                                key: Some(key.to_string()),
-                                ops: vec![OpView::new(h, i)],
-                                detail: json!({"key": key, "offsets": [off(pp), off(p)], "values": [pv, v]}),
-                            });
-                        } else if p > pp + 1 {
-                            out.add("int-poll-skip", (1, line_of(h, i)), || Example {
-                                text: format!(
-                                    "inside one operation process {} read {pv} at offset {} of {key} and then {v} at offset {}, skipping {}",
-                                    op.process, off(pp), off(p), skipped(idx, k, pp, p)
-                                ),
-                                key: Some(key.to_string()),
-                                ops: vec![OpView::new(h, i)],
-                                detail: json!({"key": key, "offsets": [off(pp), off(p)], "values": [pv, v]}),
-                            });
-                        }
-                        e.2 = p;
-                        e.3 = v;
-                    } else {
-                        in_op.push((k, p, p, v));
-                    }
+        for r in idx.op_reads(i) {
+            let (k, p, v) = (r.key, r.pos, idx.values[r.vid as usize]);
+            if p == NONE {
+                continue;
+            }
+            let key = h.key_name(k);
+            let off = |p: u32| idx.orders[k as usize].offsets[p as usize];
+            if let Some(e) = in_op.iter_mut().find(|e| e.0 == k) {
+                let (pp, pv) = (e.2, e.3);
+                if p <= pp {
+                    out.add("int-nonmonotonic-poll", (1, line_of(h, i)), || Example {
+                        text: format!(
+                            "inside one operation process {} read {pv} at offset {} of {key} and then {v} at offset {}, at or before it",
+                            op.process, off(pp), off(p)
+                        ),
+                        key: Some(key.to_string()),
+                        ops: vec![OpView::new(h, i)],
+                        detail: json!({"key": key, "offsets": [off(pp), off(p)], "values": [pv, v]}),
+                    });
+                } else if p > pp + 1 {
+                    out.add("int-poll-skip", (1, line_of(h, i)), || Example {
+                        text: format!(
+                            "inside one operation process {} read {pv} at offset {} of {key} and then {v} at offset {}, skipping {}",
+                            op.process, off(pp), off(p), skipped(idx, k, pp, p)
+                        ),
+                        key: Some(key.to_string()),
+                        ops: vec![OpView::new(h, i)],
+                        detail: json!({"key": key, "offsets": [off(pp), off(p)], "values": [pv, v]}),
+                    });
                 }
+                e.2 = p;
+                e.3 = v;
+            } else {
+                in_op.push((k, p, p, v));
             }
         }
         let list = last.entry(op.process).or_default();

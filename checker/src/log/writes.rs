@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::index::{for_each_read, for_each_send, LogIndex};
+use super::index::{LogIndex, NONE};
 use crate::fxhash::FxHashMap;
 use crate::history::{History, KeyId, Outcome, F};
 use crate::report::{Anomalies, Example, OpView};
@@ -21,13 +21,14 @@ pub(crate) fn check_acknowledged(h: &History, idx: &LogIndex, out: &mut Anomalie
         if op.outcome != Outcome::Ok || !matches!(op.f, F::Send | F::Txn) {
             continue;
         }
-        for_each_send(h, op, |k, v, offset| {
-            if idx.ok_read.contains_key(&v) {
-                return;
+        for s in idx.op_sends(i) {
+            if idx.is_ok_read(s.vid) {
+                continue;
             }
+            let (k, v, offset) = (s.key, idx.values[s.vid as usize], s.offset);
             let key = h.key_name(k);
             let order = &idx.orders[k as usize];
-            let pos = idx.value_pos.get(&v).filter(|(kk, _)| *kk == k).map(|(_, p)| *p);
+            let pos = idx.send_pos(s);
             let max = order.max_ok_read;
             let at = match (offset, pos) {
                 (Some(o), _) => format!("at offset {o} of {key}"),
@@ -66,7 +67,7 @@ pub(crate) fn check_acknowledged(h: &History, idx: &LogIndex, out: &mut Anomalie
                     });
                 }
             }
-        });
+        }
     }
 }
 
@@ -75,10 +76,15 @@ pub(crate) fn check_acknowledged(h: &History, idx: &LogIndex, out: &mut Anomalie
 pub(crate) fn check_read_origins(h: &History, idx: &LogIndex, out: &mut Anomalies) {
     for (i, op) in h.ops.iter().enumerate() {
         let ok = op.outcome == Outcome::Ok;
-        for_each_read(h, op, |k, o, v| {
+        for r in idx.op_reads(i) {
+            let w = idx.sender[r.vid as usize];
+            if w != NONE && (w as usize != i || op.f != F::Txn) && (!ok || h.ops[w as usize].outcome != Outcome::Fail) {
+                continue; // the common case: a read of someone's committed send
+            }
+            let (k, o, v) = (r.key, r.offset, idx.values[r.vid as usize]);
             let key = h.key_name(k);
-            match idx.sent.get(&v) {
-                None => out.add("garbage-read", (1, line_of(h, i)), || Example {
+            if w == NONE {
+                out.add("garbage-read", (1, line_of(h, i)), || Example {
                     text: format!(
                         "process {} read value {v} at offset {o} of {key}, but no operation ever sent {v}",
                         op.process
@@ -86,36 +92,35 @@ pub(crate) fn check_read_origins(h: &History, idx: &LogIndex, out: &mut Anomalie
                     key: Some(key.to_string()),
                     ops: vec![OpView::new(h, i)],
                     detail: json!({"key": key, "offset": o, "value": v}),
-                }),
-                Some(s) => {
-                    let w = s.op as usize;
-                    let writer = &h.ops[w];
-                    if ok && writer.outcome == Outcome::Fail && w != i {
-                        let what = if writer.f == F::Txn { "transaction" } else { "send" };
-                        out.add("G1a", (2, line_of(h, w.min(i))), || Example {
-                            text: format!(
-                                "process {} read value {v} at offset {o} of {key}, but the {what} of {v} by process {} failed",
-                                op.process, writer.process
-                            ),
-                            key: Some(key.to_string()),
-                            ops: vec![OpView::new(h, w), OpView::new(h, i)],
-                            detail: json!({"key": key, "offset": o, "value": v}),
-                        });
-                    }
-                    if w == i && op.f == F::Txn {
-                        out.add("precommitted-read", (1, line_of(h, i)), || Example {
-                            text: format!(
-                                "the transaction of process {} read value {v} at offset {o} of {key}, which it wrote itself before committing",
-                                op.process
-                            ),
-                            key: Some(key.to_string()),
-                            ops: vec![OpView::new(h, i)],
-                            detail: json!({"key": key, "offset": o, "value": v}),
-                        });
-                    }
-                }
+                });
+                continue;
             }
-        });
+            let w = w as usize;
+            let writer = &h.ops[w];
+            if ok && writer.outcome == Outcome::Fail && w != i {
+                let what = if writer.f == F::Txn { "transaction" } else { "send" };
+                out.add("G1a", (2, line_of(h, w.min(i))), || Example {
+                    text: format!(
+                        "process {} read value {v} at offset {o} of {key}, but the {what} of {v} by process {} failed",
+                        op.process, writer.process
+                    ),
+                    key: Some(key.to_string()),
+                    ops: vec![OpView::new(h, w), OpView::new(h, i)],
+                    detail: json!({"key": key, "offset": o, "value": v}),
+                });
+            }
+            if w == i && op.f == F::Txn {
+                out.add("precommitted-read", (1, line_of(h, i)), || Example {
+                    text: format!(
+                        "the transaction of process {} read value {v} at offset {o} of {key}, which it wrote itself before committing",
+                        op.process
+                    ),
+                    key: Some(key.to_string()),
+                    ops: vec![OpView::new(h, i)],
+                    detail: json!({"key": key, "offset": o, "value": v}),
+                });
+            }
+        }
     }
 }
 
@@ -131,12 +136,9 @@ pub(crate) fn check_send_order(h: &History, idx: &LogIndex, out: &mut Anomalies)
             continue;
         }
         in_op.clear();
-        for_each_send(h, op, |k, v, offset| {
-            let pos = match offset {
-                Some(o) => idx.pos(k, o),
-                None => idx.value_pos.get(&v).filter(|(kk, _)| *kk == k).map(|(_, p)| *p),
-            };
-            let Some(p) = pos else { return };
+        for s in idx.op_sends(i) {
+            let (k, v) = (s.key, idx.values[s.vid as usize]);
+            let Some(p) = idx.send_pos(s) else { continue };
             let key = h.key_name(k);
             let off = |p: u32| idx.orders[k as usize].offsets[p as usize];
             if let Some(prev) = in_op.iter_mut().find(|e| e.0 == k) {
@@ -164,7 +166,7 @@ pub(crate) fn check_send_order(h: &History, idx: &LogIndex, out: &mut Anomalies)
                 }
                 prev.1 = p;
                 prev.2 = v;
-                return;
+                continue;
             }
             in_op.push((k, p, v));
             if let Some(&(lp, lop)) = last.get(&(op.process, k)) {
@@ -181,7 +183,7 @@ pub(crate) fn check_send_order(h: &History, idx: &LogIndex, out: &mut Anomalies)
                     });
                 }
             }
-        });
+        }
         for &(k, p, _) in &in_op {
             last.insert((op.process, k), (p, i as u32));
         }
