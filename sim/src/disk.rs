@@ -737,7 +737,7 @@ mod tests {
             f.write_at(&[2u8; 3000], 100).unwrap();
             d.crash();
             let c = d.file_contents(Path::new("/d/a")).unwrap();
-            assert!(c.len() == 100 || c.len() % 512 == 0, "seed {seed}: len {}", c.len());
+            assert!(c.len() == 100 || c.len().is_multiple_of(512), "seed {seed}: len {}", c.len());
             assert!(c.len() < 3100);
             assert!(c[..100].iter().all(|b| *b == 1));
             assert!(c[100..].iter().all(|b| *b == 2));

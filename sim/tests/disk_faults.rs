@@ -124,34 +124,60 @@ fn torn_tail_is_truncated_and_synced_batches_survive() {
 
 #[test]
 fn crash_after_segment_created_before_dir_sync() {
+    // Crash at every step of an append that rolls: in particular right
+    // after the new segment file is created and before the directory sync.
+    let cfg = LogConfig { segment_bytes: 1024, ..LogConfig::default() };
+    let new_seg = dir().join("00000000000000000001.log");
+    let mut saw_window = false;
+    for n in 0..40u64 {
+        let disk = FaultyDisk::new(11);
+        let mut log = open(&disk, cfg.clone()).unwrap();
+        log.append(&batch("a", 900, 1, 1)).unwrap();
+        disk.halt_after(Some(n));
+        let acked = log.append(&batch("b", 900, 1, 2)).is_ok();
+        let created_unsynced = disk.exists(&new_seg) && disk.durable_contents(&new_seg).is_none();
+        drop(log);
+        disk.crash();
+        if created_unsynced {
+            saw_window = true;
+            assert!(!disk.exists(&new_seg), "n={n}: an unsynced directory entry survived the crash");
+        }
+        let log = open(&disk, cfg.clone()).unwrap();
+        let all = read_all(&log);
+        assert_eq!(all[0].0, 0, "n={n}");
+        if acked {
+            assert_eq!(log.log_end_offset(), 2, "n={n}: acknowledged batch lost");
+            assert!(saw_window, "the crash window was exercised");
+            return;
+        }
+        assert!(log.log_end_offset() <= 2);
+    }
+    panic!("the append never succeeded");
+}
+
+#[test]
+fn roll_whose_dir_sync_fails_is_not_acknowledged() {
     let disk = FaultyDisk::new(11);
     let cfg = LogConfig { segment_bytes: 1024, ..LogConfig::default() };
     let mut log = open(&disk, cfg.clone()).unwrap();
-    log.append(&batch("a", 900, 1, 1)).unwrap();
-    // The next append rolls: the old segment and the indexes sync fine, the
-    // new segment file is created, but the directory sync fails.
+    log.append(&batch("a", 800, 1, 1)).unwrap();
     disk.set_faults(DiskFaultConfig { sync_dir_eio_probability: 1.0, ..Default::default() });
     let err = log.append(&batch("b", 900, 1, 2)).unwrap_err();
     assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
-    let new_seg = dir().join("00000000000000000001.log");
-    assert!(disk.exists(&new_seg), "the new segment was created");
     disk.set_faults(DiskFaultConfig::default());
+    // A smaller append still fits the old segment; the failed roll's file
+    // must not linger and be overtaken.
+    log.append(&batch("c", 10, 1, 3)).unwrap();
+    log.append(&batch("d", 900, 1, 4)).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+    // Process restart (no power loss), then a crash.
     drop(log);
-    disk.crash();
-    assert!(!disk.exists(&new_seg), "an unsynced directory entry is gone after the crash");
-    let mut log = open(&disk, cfg.clone()).unwrap();
-    assert_eq!(log.log_end_offset(), 1);
-    assert_eq!(read_all(&log).len(), 1);
-    // With the fault gone the roll succeeds and the batch in the new
-    // segment survives a crash (its directory entry was synced before any
-    // write was acknowledged).
-    log.append(&batch("c", 900, 1, 3)).unwrap();
-    assert_eq!(log.segment_count(), 2);
+    let log = open(&disk, cfg.clone()).unwrap();
+    assert_eq!((log.log_end_offset(), read_all(&log).len()), (3, 3));
     drop(log);
     disk.crash();
     let log = open(&disk, cfg).unwrap();
-    assert_eq!(log.log_end_offset(), 2);
-    assert_eq!(read_all(&log).len(), 2);
+    assert_eq!((log.log_end_offset(), read_all(&log).len()), (3, 3));
 }
 
 #[test]
