@@ -137,7 +137,7 @@ pub fn log_history(cfg: &LogGen) -> String {
             match op {
                 InFlight::Send { key, value } => {
                     let offset = next_offset[key];
-                    next_offset[key] += if cfg.marker_every > 0 && (offset + 1) % cfg.marker_every == 0 { 2 } else { 1 };
+                    next_offset[key] += if cfg.marker_every > 0 && (offset + 1).is_multiple_of(cfg.marker_every) { 2 } else { 1 };
                     log[key].push((offset, value));
                     let v = format!("[[\"send\",\"t-{key}\",[{offset},{value}]]]");
                     line(&mut out, &mut time_ns, &mut events, p, "ok", "send", &v);

@@ -15,10 +15,13 @@ pub(crate) enum SendPayload {
     Pair(Option<i64>, i64),
 }
 
+/// Per key, the (offset, value) records a poll returned.
+pub(crate) type RawReads<'a> = Vec<(&'a str, Vec<(i64, i64)>)>;
+
 pub(crate) enum RawMicro<'a> {
     Send { key: &'a str, payload: SendPayload },
     /// `None`: `["poll"]` or `["poll", null]`.
-    Poll(Option<Vec<(&'a str, Vec<(i64, i64)>)>>),
+    Poll(Option<RawReads<'a>>),
 }
 
 impl<'de> Deserialize<'de> for SendPayload {
@@ -49,7 +52,7 @@ impl<'de> Deserialize<'de> for SendPayload {
 }
 
 /// `{KEY: [[OFFSET, VALUE], ...], ...}` in document order.
-struct Reads<'a>(Vec<(&'a str, Vec<(i64, i64)>)>);
+struct Reads<'a>(RawReads<'a>);
 
 impl<'de> Deserialize<'de> for Reads<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

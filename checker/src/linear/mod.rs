@@ -39,7 +39,7 @@ enum KeyVerdict {
     },
 }
 
-fn reg<'a>(h: &'a History, e: Option<u32>) -> Option<&'a RegValue> {
+fn reg(h: &History, e: Option<u32>) -> Option<&RegValue> {
     match e.map(|i| &h.events[i as usize].value) {
         Some(Payload::Register(r)) => Some(r),
         _ => None,

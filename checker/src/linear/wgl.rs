@@ -148,7 +148,7 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
             return Outcome::Linearizable;
         }
         steps += 1;
-        if steps % CLOCK_EVERY == 0 {
+        if steps.is_multiple_of(CLOCK_EVERY) {
             // A time budget is wall-clock by nature: the checker runs outside the simulation.
             #[allow(clippy::disallowed_methods)]
             let now = Instant::now();
