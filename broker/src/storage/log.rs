@@ -30,6 +30,14 @@ pub const MAX_TIMESTAMP: i64 = -3;
 /// Extension of producer state snapshots.
 pub const SNAPSHOT_EXT: &str = "snapshot";
 
+/// Who is appending: a producer (offsets assigned here) or replication
+/// (offsets kept).
+#[derive(Debug, Clone, Copy)]
+enum AppendMode {
+    Producer { leader_epoch: Option<i32> },
+    Replicated,
+}
+
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -500,16 +508,23 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn validate_batch(&self, position: usize, h: &BatchHeader, bytes: &[u8]) -> Result<()> {
-        if h.size_bytes() > self.config.max_message_bytes {
+    fn validate_batch(&self, position: usize, h: &BatchHeader, bytes: &[u8], mode: AppendMode) -> Result<()> {
+        let from_producer = !matches!(mode, AppendMode::Replicated);
+        if from_producer && h.size_bytes() > self.config.max_message_bytes {
             return Err(StorageError::RecordTooLarge { size_bytes: h.size_bytes(), limit_bytes: self.config.max_message_bytes });
         }
         if !batch::crc_ok(bytes) {
             return Err(StorageError::CorruptBatch { position, reason: "CRC-32C mismatch".into() });
         }
+        if from_producer && i64::from(h.records_count) != i64::from(h.last_offset_delta) + 1 {
+            return Err(StorageError::CorruptBatch {
+                position,
+                reason: format!("recordsCount {} does not match lastOffsetDelta {}", h.records_count, h.last_offset_delta),
+            });
+        }
         let compacted = self.config.cleanup_policy.compacts();
         if h.compression() != 0 {
-            if compacted {
+            if compacted && from_producer {
                 return Err(StorageError::InvalidRecord {
                     reason: "compressed batches are not supported on compacted topics".into(),
                 });
@@ -517,38 +532,79 @@ impl PartitionLog {
             return Ok(());
         }
         let records = batch::parse_records(bytes).map_err(|reason| StorageError::CorruptBatch { position, reason })?;
-        if compacted && !h.is_control() && records.iter().any(|r| r.key.is_none()) {
-            return Err(StorageError::InvalidRecord { reason: "compacted topic requires a non-null key on every record".into() });
+        if from_producer {
+            if let Some((i, r)) = records.iter().enumerate().find(|(i, r)| r.offset_delta as usize != *i) {
+                return Err(StorageError::CorruptBatch { position, reason: format!("record {i} has offset delta {}", r.offset_delta) });
+            }
+            if compacted && !h.is_control() && records.iter().any(|r| r.key.is_none()) {
+                return Err(StorageError::InvalidRecord { reason: "compacted topic requires a non-null key on every record".into() });
+            }
         }
         Ok(())
     }
 
     /// Appends one or more RecordBatch v2 batches exactly as a producer sent
-    /// them: validates each (length, magic 2, CRC-32C, record framing; keys
-    /// on compacted topics), assigns offsets by rewriting baseOffset, writes
-    /// them and syncs per the flush policy. On any error nothing is
-    /// acknowledged and the log is as before the call.
+    /// them: validates each (length, magic 2, CRC-32C, record framing and
+    /// offset deltas; keys on compacted topics), assigns offsets by
+    /// rewriting baseOffset, writes them and syncs per the flush policy. On
+    /// any error nothing is acknowledged and the log is as before the call.
     pub fn append(&mut self, batches: &[u8]) -> Result<AppendInfo> {
+        self.append_inner(batches, AppendMode::Producer { leader_epoch: None })
+    }
+
+    /// Like [`PartitionLog::append`], and also stamps `partitionLeaderEpoch`
+    /// (not under the CRC) with the leader's epoch, as a Kafka leader does.
+    pub fn append_as_leader(&mut self, batches: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
+        self.append_inner(batches, AppendMode::Producer { leader_epoch: Some(leader_epoch) })
+    }
+
+    /// Appends batches copied from the leader, keeping their offsets (and
+    /// epochs, timestamps): a follower's append. Each batch's base offset
+    /// must be >= the log end and offsets must increase (gaps are allowed:
+    /// the leader may have compacted). CRC and framing are still verified.
+    pub fn append_replicated(&mut self, batches: &[u8]) -> Result<AppendInfo> {
+        self.append_inner(batches, AppendMode::Replicated)
+    }
+
+    fn append_inner(&mut self, batches: &[u8], mode: AppendMode) -> Result<AppendInfo> {
         self.check_writable()?;
         let headers = batch::split_batches(batches)?;
         if headers.is_empty() {
             return Err(StorageError::CorruptBatch { position: 0, reason: "no batch in the request".into() });
         }
         for (pos, h) in &headers {
-            self.validate_batch(*pos, h, &batches[*pos..*pos + h.size_bytes() as usize])?;
+            self.validate_batch(*pos, h, &batches[*pos..*pos + h.size_bytes() as usize], mode)?;
         }
         let now = self.clock.now_ms();
         let mut buf = batches.to_vec();
-        let base_offset = self.log_end_offset;
-        let mut next = base_offset;
-        let stamp = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let mut next = self.log_end_offset;
+        let stamp = self.config.timestamp_type == TimestampType::LogAppendTime && !matches!(mode, AppendMode::Replicated);
+        let base_offset = match mode {
+            AppendMode::Replicated => headers[0].1.base_offset,
+            AppendMode::Producer { .. } => next,
+        };
         for (pos, h) in &headers {
             let b = &mut buf[*pos..*pos + h.size_bytes() as usize];
-            batch::set_base_offset(b, next);
-            if stamp {
-                batch::stamp_log_append_time(b, now);
+            match mode {
+                AppendMode::Replicated => {
+                    if h.base_offset < next {
+                        return Err(StorageError::InvalidRecord {
+                            reason: format!("replicated batch at offset {} is below the expected offset {next}", h.base_offset),
+                        });
+                    }
+                    next = h.last_offset() + 1;
+                }
+                AppendMode::Producer { leader_epoch } => {
+                    batch::set_base_offset(b, next);
+                    if let Some(epoch) = leader_epoch {
+                        b[12..16].copy_from_slice(&epoch.to_be_bytes());
+                    }
+                    if stamp {
+                        batch::stamp_log_append_time(b, now);
+                    }
+                    next += i64::from(h.last_offset_delta) + 1;
+                }
             }
-            next += i64::from(h.last_offset_delta) + 1;
         }
         let last_offset = next - 1;
         self.maybe_roll(buf.len() as u64, last_offset, now)?;
