@@ -251,6 +251,11 @@ struct Cluster {
     checker: Checker,
     next_read: u64,
     delivered: u64,
+    snapshots_restored: u64,
+    reads_confirmed: u64,
+    /// False models `raft.fsync=false` at its worst: nothing written since
+    /// boot reaches the disk before a crash.
+    fsync: bool,
 }
 
 impl Cluster {
@@ -270,6 +275,9 @@ impl Cluster {
             checker: Checker::default(),
             next_read: 0,
             delivered: 0,
+            snapshots_restored: 0,
+            reads_confirmed: 0,
+            fsync: true,
         };
         for id in ids {
             cluster.slots.insert(id, Slot { node: None, durable: Durable::default(), app: App::default(), boots: 0 });
@@ -312,13 +320,16 @@ impl Cluster {
             let slot = self.slots.get_mut(&id).expect("slot");
             let Some(node) = slot.node.as_mut() else { return };
             let Some(ready) = node.ready() else { return };
-            for problem in slot.durable.persist(&ready) {
-                self.checker.report(Violation::Durability { node: id, problem });
+            if self.fsync {
+                for problem in slot.durable.persist(&ready) {
+                    self.checker.report(Violation::Durability { node: id, problem });
+                }
             }
             self.network.extend(ready.messages.iter().cloned());
             if ready.restore_snapshot {
                 let snapshot = ready.snapshot.as_ref().expect("restore has a snapshot");
                 slot.app = App::from_snapshot(snapshot);
+                self.snapshots_restored += 1;
                 for (index, term, data) in slot.app.applied.clone() {
                     self.checker.on_apply(id, index, term, &data);
                 }
@@ -332,6 +343,7 @@ impl Cluster {
             }
             for read in &ready.read_states {
                 let required = self.checker.read_required.remove(&read.ctx).unwrap_or(0);
+                self.reads_confirmed += 1;
                 if read.index < required {
                     self.checker.report(Violation::StaleRead { node: id, index: read.index, required });
                 }
@@ -560,6 +572,9 @@ impl Cluster {
 
 #[derive(Debug, Clone)]
 enum Action {
+    /// Everyone ticks and flushes, then every message in flight *now* is
+    /// delivered (replies wait for the next round): one network hop.
+    Round,
     TickAll,
     Tick(u64),
     Deliver(usize),
@@ -569,6 +584,7 @@ enum Action {
     Flush(u64),
     FlushAll,
     Propose(u64, u8),
+    ProposeToLeader(u8),
     Read(u64),
     Partition(u8),
     Heal,
@@ -579,27 +595,40 @@ enum Action {
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        12 => Just(Action::TickAll),
+        15 => Just(Action::Round),
+        5 => Just(Action::TickAll),
         4 => any::<u64>().prop_map(Action::Tick),
-        30 => any::<usize>().prop_map(Action::Deliver),
+        20 => any::<usize>().prop_map(Action::Deliver),
         3 => Just(Action::DeliverAll),
         4 => any::<usize>().prop_map(Action::Drop),
         3 => any::<usize>().prop_map(Action::Duplicate),
-        8 => any::<u64>().prop_map(Action::Flush),
-        12 => Just(Action::FlushAll),
-        8 => (any::<u64>(), any::<u8>()).prop_map(|(n, v)| Action::Propose(n, v)),
+        6 => any::<u64>().prop_map(Action::Flush),
+        6 => Just(Action::FlushAll),
+        2 => (any::<u64>(), any::<u8>()).prop_map(|(n, v)| Action::Propose(n, v)),
+        8 => any::<u8>().prop_map(Action::ProposeToLeader),
         3 => any::<u64>().prop_map(Action::Read),
-        2 => any::<u8>().prop_map(Action::Partition),
-        2 => Just(Action::Heal),
-        2 => any::<u64>().prop_map(Action::Crash),
-        3 => any::<u64>().prop_map(Action::Restart),
-        2 => any::<u64>().prop_map(Action::Compact),
+        3 => any::<u8>().prop_map(Action::Partition),
+        3 => Just(Action::Heal),
+        3 => any::<u64>().prop_map(Action::Crash),
+        4 => any::<u64>().prop_map(Action::Restart),
+        3 => any::<u64>().prop_map(Action::Compact),
     ]
 }
 
 fn apply_action(cluster: &mut Cluster, action: &Action) {
     let pick = |n: u64| 1 + n % cluster.ids.len() as u64;
     match *action {
+        Action::Round => {
+            for id in cluster.ids.clone() {
+                cluster.tick(id);
+            }
+            cluster.flush_all();
+            for message in std::mem::take(&mut cluster.network) {
+                let to = message.to;
+                cluster.deliver_message(message);
+                cluster.flush(to);
+            }
+        }
         Action::TickAll => {
             for id in cluster.ids.clone() {
                 cluster.tick(id);
@@ -632,7 +661,16 @@ fn apply_action(cluster: &mut Cluster, action: &Action) {
             let id = pick(n);
             cluster.propose(id, vec![v, (id as u8)]);
         }
-        Action::Read(n) => cluster.read(pick(n)),
+        Action::ProposeToLeader(v) => {
+            if let Some(id) = cluster.leader() {
+                cluster.propose(id, vec![v, (id as u8)]);
+            }
+        }
+        Action::Read(n) => {
+            // Mostly on the leader, sometimes on whoever (NotLeader).
+            let id = if n % 4 == 0 { pick(n) } else { cluster.leader().unwrap_or(pick(n)) };
+            cluster.read(id);
+        }
         Action::Partition(mask) => {
             let (a, b): (Vec<NodeId>, Vec<NodeId>) = cluster.ids.iter().partition(|&&id| mask & (1 << (id - 1)) != 0);
             cluster.partition(&[&a, &b]);
@@ -670,7 +708,7 @@ proptest! {
         seed in any::<u64>(),
         prevote in any::<bool>(),
         check_quorum in any::<bool>(),
-        actions in prop::collection::vec(action(), 50..400),
+        actions in prop::collection::vec(action(), 100..500),
     ) {
         let mut cluster = Cluster::new(size, seed, |c| {
             c.prevote = prevote;
@@ -685,6 +723,17 @@ proptest! {
             }
         }
         cluster.assert_safe();
+        if std::env::var_os("RAFT_TEST_STATS").is_some() {
+            eprintln!(
+                "stats: nodes {size} prevote {prevote} check_quorum {check_quorum} actions {} delivered {} terms-with-leader {} committed {} snapshots-restored {} reads {}",
+                actions.len(),
+                cluster.delivered,
+                cluster.checker.leader_of_term.len(),
+                cluster.checker.applied.len(),
+                cluster.snapshots_restored,
+                cluster.reads_confirmed
+            );
+        }
         let outcome = cluster.converge(LIVENESS_ROUNDS);
         cluster.assert_safe();
         prop_assert!(outcome.is_ok(), "liveness: {:?}", outcome);
@@ -886,4 +935,39 @@ fn raft_read_index_and_snapshots_in_a_healthy_cluster() {
     c.round();
     assert!(c.checker.read_required.is_empty(), "read confirmed");
     c.assert_safe();
+}
+
+/// The `raft.fsync=false` knob at cluster level: a vote that was sent but
+/// never synced is forgotten in a crash, and the voter votes again in the
+/// same term, electing a second leader.
+#[test]
+fn raft_fsync_off_forgets_votes_and_elects_two_leaders_in_one_term() {
+    for fsync in [true, false] {
+        let mut c = Cluster::new(3, 11, |cfg| {
+            cfg.prevote = false;
+            cfg.check_quorum = false;
+            cfg.election_tick = 1000;
+            cfg.heartbeat_tick = 500;
+        });
+        c.fsync = fsync;
+        // Node 1 wins term 1 with node 2's vote; node 3 hears nothing.
+        c.partition(&[&[1, 2], &[3]]);
+        c.node_mut(1).expect("up").campaign();
+        c.flush(1);
+        c.deliver_all();
+        assert!(c.node(1).is_leader() && c.node(1).term() == 1);
+        // Node 2 crashes and restarts.
+        c.crash(2);
+        c.restart(2);
+        // Node 3 campaigns for term 1 and asks node 2.
+        c.partition(&[&[1], &[2, 3]]);
+        c.node_mut(3).expect("up").campaign();
+        c.flush(3);
+        c.deliver_all();
+        let two_leaders = c.checker.violations.iter().any(|v| matches!(v, Violation::ElectionSafety { term: 1, .. }));
+        assert_eq!(two_leaders, !fsync, "fsync={fsync}: {:?}", c.checker.violations);
+        if !fsync {
+            eprintln!("fsync=false: {}", c.checker.violations[0]);
+        }
+    }
 }
