@@ -84,6 +84,8 @@ pub struct RaftNode {
     in_flight: Option<InFlight>,
     /// Number of elections this node started (real ones, not pre-votes).
     elections_started: u64,
+    /// (term, commit index) at the last invariant check: neither may drop.
+    invariant_floor: (Term, LogIndex),
 }
 
 impl RaftNode {
@@ -126,6 +128,7 @@ impl RaftNode {
             pending_snapshot: None,
             in_flight: None,
             elections_started: 0,
+            invariant_floor: (0, 0),
         };
         node.reset_election_timer();
         Ok(node)
@@ -185,6 +188,11 @@ impl RaftNode {
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
         self.assert_not_in_flight();
+        self.tick_inner();
+        self.check_invariants();
+    }
+
+    fn tick_inner(&mut self) {
         self.election_elapsed += 1;
         match self.role {
             Role::Leader => {
@@ -227,6 +235,7 @@ impl RaftNode {
         } else {
             self.become_candidate();
         }
+        self.check_invariants();
     }
 
     /// Appends a command to the leader's log. Returns where it went; it is
@@ -239,6 +248,7 @@ impl RaftNode {
         }
         let id = self.append_own(EntryKind::Normal, data);
         self.broadcast_append();
+        self.check_invariants();
         Ok(id)
     }
 
@@ -284,6 +294,11 @@ impl RaftNode {
     /// or malformed are ignored (never a panic).
     pub fn step(&mut self, msg: Message) {
         self.assert_not_in_flight();
+        self.step_inner(msg);
+        self.check_invariants();
+    }
+
+    fn step_inner(&mut self, msg: Message) {
         if msg.to != self.id() || msg.from == self.id() || !self.config.voters.contains(&msg.from) {
             tracing::debug!(id = self.id(), ?msg, "ignoring misaddressed message");
             return;
@@ -453,6 +468,7 @@ impl RaftNode {
             // Our own entries count toward commitment only once durable.
             self.maybe_commit();
         }
+        self.check_invariants();
     }
 
     // ----- roles -----------------------------------------------------------
@@ -674,6 +690,7 @@ impl RaftNode {
                 self.send(leader, MessageBody::AppendEntriesResponse { result: Err(hint) });
             }
             Some(_) => {
+                assert!(self.role != Role::Leader, "raft: a leader never overwrites its own log");
                 let last_new = prev_log_index + entries.len() as u64;
                 self.log.merge(&entries);
                 self.log.commit_to(leader_commit.min(last_new));
@@ -684,6 +701,10 @@ impl RaftNode {
 
     fn handle_snapshot(&mut self, leader: NodeId, snapshot: Snapshot) {
         let meta = snapshot.meta;
+        if meta.last_index == 0 || meta.last_term > self.term {
+            tracing::warn!(id = self.id(), leader, ?meta, "ignoring malformed snapshot");
+            return;
+        }
         let committed = self.log.committed();
         if meta.last_index <= committed {
             self.send(leader, MessageBody::AppendEntriesResponse { result: Ok(committed) });
@@ -840,6 +861,28 @@ impl RaftNode {
 
     fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
         self.messages.push(Message { from: self.id(), to, term, body });
+    }
+
+    /// Cheap invariants, checked after every input. Any failure is a bug in
+    /// this module (inputs from the network are validated before use).
+    fn check_invariants(&mut self) {
+        let (floor_term, floor_commit) = self.invariant_floor;
+        let committed = self.log.committed();
+        assert!(self.term >= floor_term, "raft: term decreased from {floor_term} to {}", self.term);
+        assert!(committed >= floor_commit, "raft: commit index decreased from {floor_commit} to {committed}");
+        assert!(committed <= self.log.last_index(), "raft: commit index beyond the log");
+        assert!(self.log.applied() <= committed, "raft: applied beyond commit");
+        assert!(self.log.last_term() <= self.term, "raft: log holds an entry from a future term");
+        match self.role {
+            Role::Leader => {
+                assert_eq!(self.leader_id, Some(self.id()), "raft: leader does not know itself");
+                assert_eq!(self.voted_for, Some(self.id()), "raft: leader did not vote for itself");
+                assert_eq!(self.log.last_term(), self.term, "raft: leader log lacks its own term");
+            }
+            Role::Candidate => assert_eq!(self.voted_for, Some(self.id()), "raft: candidate did not vote for itself"),
+            Role::PreCandidate | Role::Follower => assert!(self.progress.is_empty()),
+        }
+        self.invariant_floor = (self.term, committed);
     }
 
     fn assert_not_in_flight(&self) {
