@@ -295,3 +295,26 @@ fn faulty_disk_is_deterministic() {
     assert_eq!(run(1), run(1));
     assert_ne!(run(1).0, run(2).0);
 }
+
+#[test]
+fn recovery_under_read_corruption_never_truncates_good_data() {
+    let disk = FaultyDisk::new(16);
+    let cfg = LogConfig { segment_bytes: 3000, index_interval_bytes: 512, ..LogConfig::default() };
+    let mut log = open(&disk, cfg.clone()).unwrap();
+    for i in 0..60 {
+        log.append(&batch("k", 150, 2, i)).unwrap();
+    }
+    let expected = read_all(&log);
+    drop(log);
+    for round in 0..30 {
+        disk.set_faults(DiskFaultConfig { read_corruption_probability: 0.1, ..Default::default() });
+        let log = open(&disk, cfg.clone()).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        disk.set_faults(DiskFaultConfig::default());
+        assert_eq!(log.log_end_offset(), 120, "round {round}");
+        assert_eq!(log.recovery_report().truncated_bytes, 0, "round {round}");
+        assert_eq!(read_all(&log), expected);
+        if round % 2 == 0 {
+            log.close().unwrap();
+        }
+    }
+}

@@ -114,11 +114,17 @@ pub fn read_file(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<u8>>> {
 /// is an error (the caller decides whether it may fall back).
 pub fn read_checkpoint(disk: &dyn Disk, dir: &Path, name: &str, kind: CheckpointKind) -> Result<Option<Vec<u8>>> {
     let path = dir.join(name);
-    let Some(bytes) = read_file(disk, &path)? else { return Ok(None) };
-    match decode(kind, &bytes) {
-        Ok(p) => Ok(Some(p.to_vec())),
-        Err(reason) => Err(StorageError::Corrupt { path, position: 0, reason }),
+    // Up to three reads: a transient bit flip on the read path must not
+    // make a good checkpoint look damaged.
+    let mut last_reason = String::new();
+    for _ in 0..3 {
+        let Some(bytes) = read_file(disk, &path)? else { return Ok(None) };
+        match decode(kind, &bytes) {
+            Ok(p) => return Ok(Some(p.to_vec())),
+            Err(reason) => last_reason = reason,
+        }
     }
+    Err(StorageError::Corrupt { path, position: 0, reason: last_reason })
 }
 
 /// One leader epoch entry: the first offset written in `epoch`.

@@ -190,23 +190,23 @@ impl Segment {
     /// Reads and structurally checks the batch header at `position`.
     pub fn read_header(&self, position: u64, buf: &mut [u8; HEADER_BYTES]) -> Result<BatchHeader> {
         let path = self.log_path();
+        let check = |h: &BatchHeader| -> std::result::Result<(), String> {
+            h.check_structure()?;
+            if position + h.size_bytes() > self.size_bytes {
+                return Err(format!("batch of {} bytes runs past the segment end {}", h.size_bytes(), self.size_bytes));
+            }
+            Ok(())
+        };
         self.file.read_exact_at(buf, position).map_err(|e| StorageError::io("read header", &path, e))?;
         let h = BatchHeader::parse(buf).expect("buffer is HEADER_BYTES long");
-        if let Err(reason) = h.check_structure() {
+        if let Err(reason) = check(&h) {
             // One re-read: the medium may have returned a flipped bit.
             self.file.read_exact_at(buf, position).map_err(|e| StorageError::io("read header", &path, e))?;
             let h2 = BatchHeader::parse(buf).expect("buffer is HEADER_BYTES long");
-            if h2.check_structure().is_err() {
+            if check(&h2).is_err() {
                 return Err(StorageError::Corrupt { path, position, reason });
             }
             return Ok(h2);
-        }
-        if position + h.size_bytes() > self.size_bytes {
-            return Err(StorageError::Corrupt {
-                path,
-                position,
-                reason: format!("batch of {} bytes runs past the segment end {}", h.size_bytes(), self.size_bytes),
-            });
         }
         Ok(h)
     }
@@ -279,6 +279,10 @@ pub(crate) struct ScanOutcome {
 }
 
 const SCAN_CHUNK_BYTES: usize = 4 << 20;
+/// Fresh re-reads of a batch that failed validation during recovery before
+/// it is judged (persistent damage fails every read; a transient read error
+/// does not).
+const RECOVERY_REREADS: usize = 2;
 
 struct ChunkReader<'a> {
     file: &'a dyn DiskFile,
@@ -303,6 +307,12 @@ impl ChunkReader<'_> {
         }
         let at = (pos - self.start) as usize;
         Ok(Some(&self.buf[at..at + n]))
+    }
+
+    /// Drops the cached chunk so the next `get` reads the file again.
+    fn invalidate(&mut self) {
+        self.buf.clear();
+        self.start = 0;
     }
 
     /// Fresh read of one range (bypassing the chunk), for a second opinion.
@@ -361,7 +371,17 @@ pub(crate) fn scan(
     let mut r = ChunkReader { file, path, file_len, buf: Vec::new(), start: 0 };
     let mut pos = start_pos;
     while pos < file_len {
-        match check_batch(&mut r, pos, min_offset, validate_crc)? {
+        let mut verdict = check_batch(&mut r, pos, min_offset, validate_crc)?;
+        for _ in 0..RECOVERY_REREADS {
+            if verdict.is_ok() {
+                break;
+            }
+            // More opinions from fresh reads before calling anything torn
+            // or corrupt: a transient bit flip must not truncate data.
+            r.invalidate();
+            verdict = check_batch(&mut r, pos, min_offset, validate_crc)?;
+        }
+        match verdict {
             Ok(h) => {
                 visit(pos, &h);
                 pos += h.size_bytes();
