@@ -214,7 +214,8 @@ struct RawEvent<'a> {
     process: Value,
     #[serde(rename = "type", borrow)]
     ty: std::borrow::Cow<'a, str>,
-    f: Value,
+    #[serde(borrow)]
+    f: std::borrow::Cow<'a, str>,
     #[serde(default, borrow)]
     value: Option<&'a serde_json::value::RawValue>,
     time: Value,
@@ -242,17 +243,113 @@ impl KeyTable {
 }
 
 /// Parses a whole JSON Lines history. Blank lines are skipped.
+///
+/// Lines are parsed in parallel, in chunks; the result (key numbering
+/// included) does not depend on the chunking. The error returned is the one
+/// on the earliest line.
 pub fn parse_jsonl(text: &str) -> Result<History, ParseError> {
+    use rayon::prelude::*;
+    let chunks = split_lines(text, rayon::current_num_threads() * 4, 1 << 16);
+    let parsed: Vec<Chunk> = chunks.par_iter().map(|&(first_line, part)| parse_chunk(part, first_line)).collect();
+    // Merge, renumbering each chunk's keys into one table in file order.
+    let mut keys = KeyTable::default();
+    let mut events = Vec::with_capacity(parsed.iter().map(|c| c.events.len()).sum());
+    let mut parse_error = None;
+    for chunk in parsed {
+        let remap: Vec<KeyId> = chunk.keys.iter().map(|k| keys.intern(k)).collect();
+        for mut e in chunk.events {
+            renumber(&mut e, &remap);
+            events.push(e);
+        }
+        if chunk.error.is_some() {
+            parse_error = chunk.error;
+            break;
+        }
+    }
+    match parse_error {
+        // A pairing error on an earlier line is the first problem in the file.
+        Some(e) => Err(History::pair(events, keys.names).err().unwrap_or(e)),
+        None => History::pair(events, keys.names),
+    }
+}
+
+struct Chunk {
+    events: Vec<Event>,
+    keys: Vec<String>,
+    error: Option<ParseError>,
+}
+
+/// Splits text into about `parts` pieces at line boundaries, none smaller than
+/// `min_bytes` (but the last), each with the number of its first line.
+fn split_lines(text: &str, parts: usize, min_bytes: usize) -> Vec<(usize, &str)> {
+    let target = (text.len() / parts.max(1)).max(min_bytes);
+    let mut out = Vec::new();
+    let (mut start, mut line) = (0usize, 1usize);
+    let bytes = text.as_bytes();
+    while start < text.len() {
+        let mut end = (start + target).min(text.len());
+        while end < text.len() && bytes[end - 1] != b'\n' {
+            end += 1;
+        }
+        let part = &text[start..end];
+        out.push((line, part));
+        line += bytes[start..end].iter().filter(|&&b| b == b'\n').count();
+        start = end;
+    }
+    out
+}
+
+fn parse_chunk(text: &str, first_line: usize) -> Chunk {
     let mut keys = KeyTable::default();
     let mut events = Vec::new();
     for (i, raw_line) in text.lines().enumerate() {
-        let line = i + 1;
+        let line = first_line + i;
         if raw_line.trim().is_empty() {
             continue;
         }
-        events.push(parse_line(raw_line, line, &mut keys)?);
+        match parse_line(raw_line, line, &mut keys) {
+            Ok(e) => events.push(e),
+            Err(error) => {
+                return Chunk {
+                    events,
+                    keys: keys.names,
+                    error: Some(error),
+                }
+            }
+        }
     }
-    History::from_parts(events, keys.names)
+    Chunk {
+        events,
+        keys: keys.names,
+        error: None,
+    }
+}
+
+/// Rewrites an event's key ids through `remap` (chunk-local → global).
+fn renumber(e: &mut Event, remap: &[KeyId]) {
+    if let Some(k) = e.key.as_mut() {
+        *k = remap[*k as usize];
+    }
+    match &mut e.value {
+        Payload::Micros(ms) => {
+            for m in ms {
+                match m {
+                    Micro::Send { key, .. } => *key = remap[*key as usize],
+                    Micro::Poll { reads } => {
+                        for (k, _) in reads {
+                            *k = remap[*k as usize];
+                        }
+                    }
+                }
+            }
+        }
+        Payload::Keys(ks) => {
+            for k in ks {
+                *k = remap[*k as usize];
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Parses one line of a history. `keys` interns key names across lines.
@@ -284,10 +381,7 @@ fn parse_line(text: &str, line: usize, keys: &mut KeyTable) -> Result<Event, Par
         Some(t) => t,
         None => return err(line, format!("time must be a non-negative integer, not {}", raw.time)),
     };
-    let f_name = match &raw.f {
-        Value::String(s) => s.clone(),
-        other => return err(line, format!("f must be a string, not {other}")),
-    };
+    let f_name = raw.f;
     let raw_value = raw.value.map(|r| r.get()).unwrap_or("null");
     let slow_value = || -> Result<Value, ParseError> {
         serde_json::from_str(raw_value).or_else(|e| err(line, format!("value is not valid JSON: {e}")))
@@ -299,7 +393,7 @@ fn parse_line(text: &str, line: usize, keys: &mut KeyTable) -> Result<Event, Par
             ty,
             f: F::Nemesis,
             value: Payload::Nemesis {
-                f: f_name,
+                f: f_name.into_owned(),
                 value: slow_value()?,
             },
             time_ns,
@@ -463,10 +557,31 @@ impl History {
     /// Builds a history from events already in memory (e.g. from a simulation),
     /// checking the same rules as [`parse_jsonl`]. `keys` names every [`KeyId`] used.
     pub fn from_parts(events: Vec<Event>, keys: Vec<String>) -> Result<History, ParseError> {
-        let mut ops: Vec<Op> = Vec::new();
+        for e in &events {
+            let bad = |k: KeyId| (k as usize) >= keys.len();
+            let any_bad = e.key.is_some_and(bad)
+                || match &e.value {
+                    Payload::Micros(ms) => ms.iter().any(|m| match m {
+                        Micro::Send { key, .. } => bad(*key),
+                        Micro::Poll { reads } => reads.iter().any(|(k, _)| bad(*k)),
+                    }),
+                    Payload::Keys(ks) => ks.iter().any(|k| bad(*k)),
+                    _ => false,
+                };
+            if any_bad {
+                return err(e.line, "a key id has no name in the key table");
+            }
+        }
+        History::pair(events, keys)
+    }
+
+    /// Pairs invocations with completions, checking the rules of the format.
+    /// Key ids are trusted.
+    fn pair(events: Vec<Event>, keys: Vec<String>) -> Result<History, ParseError> {
+        let mut ops: Vec<Op> = Vec::with_capacity(events.len() / 2 + 1);
         let mut nemesis = Vec::new();
         // process → index in `ops` of its operation in flight
-        let mut pending: HashMap<u32, usize> = HashMap::new();
+        let mut pending: crate::fxhash::FxHashMap<u32, usize> = Default::default();
         let mut last_time_ns = 0u64;
         for (idx, e) in events.iter().enumerate() {
             if e.time_ns < last_time_ns {
@@ -480,16 +595,6 @@ impl History {
                 line: e.line,
                 message: "history too long (over 2^32 events)".into(),
             })?;
-            let check_key = |k: KeyId| -> Result<(), ParseError> {
-                if (k as usize) < keys.len() {
-                    Ok(())
-                } else {
-                    err(e.line, format!("key id {k} has no name"))
-                }
-            };
-            if let Some(k) = e.key {
-                check_key(k)?;
-            }
             let p = match e.process {
                 Process::Nemesis => {
                     nemesis.push(idx32);
@@ -561,26 +666,6 @@ impl History {
                         e.line,
                         format!("process {p} completes {} with no operation in flight", e.f.as_str()),
                     )
-                }
-            }
-        }
-        for e in &events {
-            if let Payload::Micros(ms) = &e.value {
-                for m in ms {
-                    match m {
-                        Micro::Send { key, .. } => {
-                            if (*key as usize) >= keys.len() {
-                                return err(e.line, format!("key id {key} has no name"));
-                            }
-                        }
-                        Micro::Poll { reads } => {
-                            for (key, _) in reads {
-                                if (*key as usize) >= keys.len() {
-                                    return err(e.line, format!("key id {key} has no name"));
-                                }
-                            }
-                        }
-                    }
                 }
             }
         }

@@ -118,12 +118,28 @@ fn duplicate_value_at_two_offsets() {
 }
 
 #[test]
-fn duplicate_near_miss_same_value_in_two_keys_is_garbage_not_duplicate() {
+fn duplicate_near_miss_same_offset_read_again() {
+    // Re-reading one record (after a reassignment) is not a duplicate.
     let r = B::new()
         .send_ok(0, "t-0", 1, 0)
+        .assign(2, &["t-0"])
+        .poll(2, &[("t-0", &[(0, 1)])])
+        .assign(2, &[])
+        .assign(2, &["t-0"])
         .poll(2, &[("t-0", &[(0, 1)])])
         .check();
     lacks(&r, "duplicate");
+    assert_eq!(r.valid, Validity::Valid, "{}", r.render_text());
+}
+
+#[test]
+fn unseen_near_miss_read_by_a_transaction() {
+    let r = B::new()
+        .send_ok(0, "t-0", 1, 0)
+        .txn(1, "ok", json!([["poll"]]), json!([["poll", {"t-0": [[0, 1]]}]]))
+        .check();
+    lacks(&r, "unseen");
+    assert_eq!(r.valid, Validity::Valid, "{}", r.render_text());
 }
 
 #[test]

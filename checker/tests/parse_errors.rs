@@ -49,3 +49,30 @@ fn unfinished_operation_is_info_not_an_error() {
     let h = parse_jsonl(t).unwrap();
     assert_eq!(h.ops[0].outcome, checker::history::Outcome::Info);
 }
+
+#[test]
+fn earliest_problem_wins_pairing_before_syntax() {
+    // Line 2 completes an operation that was never invoked; line 3 is not JSON.
+    let t = "{\"process\":0,\"type\":\"invoke\",\"f\":\"poll\",\"value\":[[\"poll\"]],\"time\":1}\n{\"process\":1,\"type\":\"ok\",\"f\":\"poll\",\"value\":[[\"poll\",{}]],\"time\":2}\nnot json\n";
+    assert_eq!(line_of(t), 2);
+}
+
+#[test]
+fn line_numbers_are_exact_in_large_files() {
+    // Big enough to be parsed in many chunks in parallel.
+    let text = checker::gen::log_history(&checker::gen::LogGen { events: 20_000, ..Default::default() });
+    let h = parse_jsonl(&text).unwrap();
+    assert_eq!(h.events.last().unwrap().line, text.lines().count());
+    let mut lines: Vec<&str> = text.lines().collect();
+    let n = lines.len();
+    for bad in [n / 3, n - 2] {
+        let saved = lines[bad];
+        lines[bad] = "{oops";
+        assert_eq!(line_of(&lines.join("\n")), bad + 1);
+        lines[bad] = saved;
+    }
+    // Keys are numbered in order of first appearance, whatever the chunking.
+    let first_key = h.keys[0].clone();
+    let pos = text.find("\"t-").unwrap();
+    assert!(text[pos + 1..].starts_with(&first_key), "{first_key}");
+}

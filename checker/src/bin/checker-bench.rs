@@ -28,6 +28,9 @@ struct Args {
     /// Linearizability time budget per history, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     time_budget_ms: u64,
+    /// Only write the generated log history (--log-events events) to this file and exit.
+    #[arg(long)]
+    write_log_history: Option<std::path::PathBuf>,
 }
 
 // Benchmarks measure wall-clock time by definition; the determinism rule
@@ -68,6 +71,10 @@ fn main() -> anyhow::Result<()> {
         processes: 50,
         ..Default::default()
     });
+    if let Some(path) = &args.write_log_history {
+        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(());
+    }
     let events = text.lines().count();
     let dir = std::env::temp_dir().join(format!("checker-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
