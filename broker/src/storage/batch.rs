@@ -88,7 +88,7 @@ pub struct BatchHeader {
 }
 
 impl BatchHeader {
-    /// Parses the header from at least [`HEADER_BYTES`] bytes. Does not
+    /// Parses the header from at least 61 (`HEADER_BYTES`) bytes. Does not
     /// validate anything.
     pub fn parse(b: &[u8]) -> Option<BatchHeader> {
         if b.len() < HEADER_BYTES {

@@ -98,8 +98,9 @@
 //! 3. The last segment: after a clean shutdown (valid `.clean-shutdown`
 //!    marker and index), only the tail from the last index entry is
 //!    validated. Otherwise it is scanned batch by batch from the start:
-//!    length bounds, magic, increasing offsets and CRC-32C (a failing CRC is
-//!    re-read once before it counts).
+//!    length bounds, magic, increasing offsets and CRC-32C (a failing batch
+//!    is re-read twice before it counts, so a transient read error never
+//!    truncates data).
 //! 4. The first invalid batch ends the scan. If its length is implausible,
 //!    it runs past the end of the file, or nothing valid follows it, it is a
 //!    **torn tail**: the file is truncated there and fsynced (with a
@@ -114,6 +115,25 @@
 //!    first segment's base or the checkpointed start if higher. The active
 //!    segment is fsynced, the marker removed (directory fsynced), epochs and
 //!    snapshots past the end dropped.
+//!
+//! # API in brief
+//!
+//! - [`PartitionLog::open`] creates or recovers; [`PartitionLog::close`]
+//!   leaves a clean-shutdown marker.
+//! - Writes: [`PartitionLog::append`] (producer batches, offsets assigned),
+//!   [`PartitionLog::append_as_leader`] (also stamps the leader epoch),
+//!   [`PartitionLog::append_replicated`] (follower: offsets kept),
+//!   [`PartitionLog::flush`], [`PartitionLog::roll`],
+//!   [`PartitionLog::truncate_to`] (follower truncation).
+//! - Reads: [`PartitionLog::read`], [`PartitionLog::read_bounded`] (e.g. up to
+//!   the high watermark), [`PartitionLog::offset_for_timestamp`].
+//! - Housekeeping: [`PartitionLog::enforce_retention`],
+//!   [`PartitionLog::delete_records`], [`PartitionLog::compact_if_needed`],
+//!   [`PartitionLog::compact`].
+//! - Beside the log: [`PartitionLog::assign_epoch_start`],
+//!   [`PartitionLog::end_offset_for_epoch`],
+//!   [`PartitionLog::save_producer_snapshot`],
+//!   [`PartitionLog::load_producer_snapshot`].
 //!
 //! # Concurrency
 //!
