@@ -261,3 +261,42 @@ fn producer_snapshot_is_atomic_and_newest_wins() {
     log.truncate_to(3).unwrap();
     assert_eq!(log.load_producer_snapshot().unwrap(), None);
 }
+
+#[test]
+fn crash_at_every_step_of_truncate_to_keeps_a_consistent_prefix() {
+    let cfg = LogConfig { segment_bytes: 300, ..LogConfig::default() };
+    let mut n = 0u64;
+    loop {
+        let disk = FaultyDisk::new(27);
+        let clock = ManualClock::new(1_000);
+        let mut log = PartitionLog::open(Arc::new(disk.clone()), clock.clone(), dir(), cfg.clone()).unwrap();
+        for i in 0..30 {
+            log.append(&build_batch(&[rec(&format!("k{i}"), Some("0123456789"), i)])).unwrap();
+        }
+        log.assign_epoch_start(1, 0).unwrap();
+        log.assign_epoch_start(2, 20).unwrap();
+        let before = consume(&log);
+        disk.halt_after(Some(n));
+        let result = log.truncate_to(12);
+        if result.is_err() {
+            assert!(matches!(log.append(&build_batch(&[rec("x", Some("y"), 0)])), Err(StorageError::Offline(_))), "n={n}: append after interrupted truncation");
+        }
+        drop(log);
+        disk.crash();
+        let log = PartitionLog::open(Arc::new(disk.clone()), clock, dir(), cfg.clone()).unwrap_or_else(|e| panic!("n={n}: {e}"));
+        let end = log.log_end_offset();
+        let view = consume(&log);
+        // A prefix of the original log, never shorter than the target.
+        assert!((12..=30).contains(&end), "n={n}: end {end}");
+        assert_eq!(view[..], before[..view.len()], "n={n}");
+        assert_eq!(view.len() as i64, end, "n={n}: no holes");
+        if result.is_ok() {
+            assert_eq!(end, 12, "n={n}: a successful truncation is durable");
+            assert_eq!(log.leader_epochs().len(), 1);
+            assert!(n > 3);
+            break;
+        }
+        n += 1;
+        assert!(n < 200);
+    }
+}

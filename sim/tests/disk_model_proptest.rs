@@ -39,6 +39,10 @@ enum Op {
     Roll,
     Retention { advance_ms: u32 },
     DeleteRecords { at_permille: u16 },
+    /// Follower truncation (only above the high watermark, as in Kafka).
+    Truncate { at_permille: u16 },
+    /// Advance the high watermark (compaction stays below it).
+    AdvanceHw { at_permille: u16 },
     Compact { advance_ms: u32 },
     DiskFull(bool),
     /// EIO on writes, file syncs and directory syncs (10% each) on or off.
@@ -55,6 +59,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Roll),
         1 => (0u32..50_000).prop_map(|advance_ms| Op::Retention { advance_ms }),
         1 => (0u16..1000).prop_map(|at_permille| Op::DeleteRecords { at_permille }),
+        1 => (0u16..1000).prop_map(|at_permille| Op::Truncate { at_permille }),
+        2 => (0u16..=1000).prop_map(|at_permille| Op::AdvanceHw { at_permille }),
         2 => (0u32..20_000).prop_map(|advance_ms| Op::Compact { advance_ms }),
         1 => any::<bool>().prop_map(Op::DiskFull),
         1 => any::<bool>().prop_map(Op::Faults),
@@ -102,6 +108,9 @@ struct Model {
     end: i64,
     synced_end: i64,
     start: i64,
+    /// High watermark: truncation never goes below it, compaction never
+    /// above it.
+    hw: i64,
 }
 
 fn config(s: &Setup) -> LogConfig {
@@ -193,7 +202,8 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let disk = FaultyDisk::with_faults(s.seed, DiskFaultConfig { torn_write_probability: s.torn_probability, ..Default::default() });
     let clock = ManualClock::new(1_000_000);
     let mut log = open(&disk, &clock, &s);
-    let mut m = Model { records: BTreeMap::new(), batches: BTreeMap::new(), end: 0, synced_end: 0, start: 0 };
+    let mut m = Model { records: BTreeMap::new(), batches: BTreeMap::new(), end: 0, synced_end: 0, start: 0, hw: 0 };
+    log.set_max_compactable_offset(0);
     let mut compacted_ever = false;
     let mut ts = 1_000_000i64;
     for op in ops {
@@ -282,6 +292,62 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 check_view(&log, &m, compacted_ever)?;
             }
+            Op::AdvanceHw { at_permille } => {
+                m.hw = m.hw.max(m.hw + (m.end - m.hw) * i64::from(at_permille) / 1000).min(m.end);
+                log.set_max_compactable_offset(m.hw);
+            }
+            Op::Truncate { at_permille } => {
+                let start = log.log_start_offset().max(m.hw);
+                let off = start + (m.end - start) * i64::from(at_permille) / 1000;
+                match log.truncate_to(off) {
+                    Ok(new_end) => {
+                        prop_assert!(new_end <= off.max(start) || off >= m.end, "truncate_to({}) left end {}", off, new_end);
+                        let new_start = log.log_start_offset();
+                        // A batch boundary, the target itself (compaction
+                        // gap), or an emptied log restarted at the target.
+                        prop_assert!(
+                            new_end == m.end || m.batches.contains_key(&new_end) || new_end == off || new_end == new_start,
+                            "end {} not a batch boundary", new_end
+                        );
+                        prop_assert!(new_start >= m.start);
+                        m.start = new_start;
+                        // Every batch wholly below the target survives.
+                        if let Some((b, l)) = m.batches.range(..off).next_back() {
+                            prop_assert!(new_end > *l || new_end == *b || *b < start, "lost batch {}..={} below {}", b, l, off);
+                        }
+                        m.records.retain(|o, _| *o < new_end);
+                        m.batches.retain(|b, _| *b < new_end);
+                        m.end = new_end;
+                        // Truncation syncs what remains.
+                        m.synced_end = new_end;
+                    }
+                    Err(StorageError::StorageFull { .. } | StorageError::Io { .. }) => {
+                        // Interrupted: appends are refused until a retry
+                        // succeeds; retry with the faults off.
+                        let refused = matches!(log.append(&build_batch(&[SimpleRecord { key: Some(b"k0".to_vec()), value: Some(vec![]), timestamp_ms: ts }])), Err(StorageError::Offline(_)));
+                        prop_assert!(refused, "append accepted after an interrupted truncation");
+                        let faults = disk.faults();
+                        if log.is_offline() {
+                            // Reloading the state failed too: reopen (a
+                            // process restart, no power loss).
+                            drop(log);
+                            log = open(&disk, &clock, &s);
+                            log.set_max_compactable_offset(m.hw);
+                        }
+                        disk.set_faults(DiskFaultConfig { capacity_bytes: None, ..Default::default() });
+                        let new_end = log.truncate_to(off).map_err(|e| TestCaseError::fail(format!("truncate_to retry: {e}")))?;
+                        disk.set_faults(faults);
+                        prop_assert!(new_end <= off.max(log.log_start_offset()));
+                        m.start = log.log_start_offset();
+                        m.records.retain(|o, _| *o < new_end);
+                        m.batches.retain(|b, _| *b < new_end);
+                        m.end = new_end;
+                        m.synced_end = new_end;
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("truncate_to: {e}"))),
+                }
+                check_view(&log, &m, compacted_ever)?;
+            }
             Op::Compact { advance_ms } => {
                 clock.advance(i64::from(advance_ms));
                 match log.compact_if_needed() {
@@ -311,6 +377,7 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 disk.set_capacity(None);
                 let _ = log.close();
                 log = open(&disk, &clock, &s);
+                log.set_max_compactable_offset(m.hw);
                 // A process restart loses nothing, synced or not.
                 m.synced_end = m.end;
                 check_view(&log, &m, compacted_ever)?;
@@ -321,6 +388,8 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 disk.crash();
                 log = open(&disk, &clock, &s);
                 let new_end = log.log_end_offset();
+                m.hw = m.hw.min(new_end);
+                log.set_max_compactable_offset(m.hw);
                 prop_assert!(new_end >= m.synced_end, "lost synced data: end {} < synced {}", new_end, m.synced_end);
                 prop_assert!(new_end <= m.end, "end {} past anything appended {}", new_end, m.end);
                 prop_assert!(new_end == m.end || m.batches.contains_key(&new_end), "new end {} is not a batch boundary", new_end);

@@ -5,7 +5,10 @@
 //! in every *sealed* segment, only records that are the latest for their key
 //! across all sealed segments (the active segment is never touched and never
 //! contributes to the key map, so nothing is removed in favour of a record
-//! that is not yet sealed, hence synced). Offsets are preserved: cleaned
+//! that is not yet sealed, hence synced). With
+//! [`PartitionLog::set_max_compactable_offset`] (the high watermark) only
+//! segments wholly below it are used, so a follower truncation can never
+//! remove the record that superseded a cleaned one. Offsets are preserved: cleaned
 //! batches keep their baseOffset and lastOffsetDelta and simply hold fewer
 //! records (gaps), and get a fresh CRC.
 //!
@@ -55,13 +58,28 @@ pub struct CompactionOutcome {
 }
 
 impl PartitionLog {
-    /// Dirty bytes (sealed segments not yet cleaned) / all sealed bytes.
-    pub fn dirty_ratio(&self) -> f64 {
+    /// Limits compaction to segments wholly below `offset`; the broker sets
+    /// it to the high watermark. Records above it (which a follower may
+    /// still truncate away) then never justify removing an older record of
+    /// the same key. Default: no limit beyond the active segment.
+    pub fn set_max_compactable_offset(&mut self, offset: i64) {
+        self.max_compactable_offset = offset;
+    }
+
+    /// The segments compaction may read and rewrite: sealed (not active)
+    /// and wholly below the max compactable offset, oldest first.
+    fn cleanable_segments(&self) -> Vec<i64> {
         let active = *self.segments.keys().next_back().expect("non-empty");
+        self.segments.range(..active).take_while(|(_, s)| s.next_offset <= self.max_compactable_offset).map(|(b, _)| *b).collect()
+    }
+
+    /// Dirty bytes (cleanable segments not yet cleaned) / cleanable bytes.
+    pub fn dirty_ratio(&self) -> f64 {
         let (mut dirty, mut total) = (0u64, 0u64);
-        for (b, s) in self.segments.range(..active) {
+        for b in self.cleanable_segments() {
+            let s = &self.segments[&b];
             total += s.size_bytes;
-            if *b >= self.first_dirty_offset || s.next_offset > self.first_dirty_offset {
+            if b >= self.first_dirty_offset || s.next_offset > self.first_dirty_offset {
                 dirty += s.size_bytes;
             }
         }
@@ -90,16 +108,17 @@ impl PartitionLog {
     /// Runs a compaction pass over all sealed segments now (whatever the
     /// ratio). A no-op unless the cleanup policy compacts.
     pub fn compact(&mut self) -> Result<CompactionOutcome> {
+        self.ensure_online()?;
         let mut outcome = CompactionOutcome::default();
         if !self.config.cleanup_policy.compacts() {
             return Ok(outcome);
         }
         let now = self.clock.now_ms();
-        let active = *self.segments.keys().next_back().expect("non-empty");
-        let sealed: Vec<i64> = self.segments.range(..active).map(|(b, _)| *b).collect();
-        if sealed.is_empty() {
+        let sealed = self.cleanable_segments();
+        let Some(&last_cleanable) = sealed.last() else {
             return Ok(outcome);
-        }
+        };
+        let first_uncleaned = self.segments[&last_cleanable].next_offset;
         // Pass 1: latest offset per key over all sealed segments.
         let mut latest: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         let mut contents = Vec::with_capacity(sealed.len());
@@ -174,7 +193,7 @@ impl PartitionLog {
                 outcome.cleaned_segments += 1;
             }
         }
-        self.first_dirty_offset = active;
+        self.first_dirty_offset = first_uncleaned;
         self.min_delete_horizon_ms = min_horizon;
         self.check_invariants();
         tracing::debug!(dir = ?self.dir, ?outcome, "compaction pass");

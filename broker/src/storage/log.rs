@@ -115,9 +115,16 @@ pub struct PartitionLog {
     /// If set, the active segment must be truncated to this size before
     /// the next write (a rollback whose truncate failed).
     pub(crate) pending_truncate: Option<u64>,
+    /// Set when the in-memory state could not be rebuilt after a failure:
+    /// every write fails with [`StorageError::Offline`] until reopened.
+    pub(crate) offline: Option<String>,
+    /// A truncation failed half-way: writes are refused until one succeeds.
+    pub(crate) truncation_interrupted: bool,
     pub(crate) epochs: Vec<EpochEntry>,
     /// Compaction: offsets below this have been cleaned.
     pub(crate) first_dirty_offset: i64,
+    /// Compaction: only segments wholly below this are cleaned.
+    pub(crate) max_compactable_offset: i64,
     /// Compaction: earliest delete horizon stamped on a cleaned batch.
     pub(crate) min_delete_horizon_ms: Option<i64>,
     pub(crate) recovery: RecoveryReport,
@@ -161,8 +168,11 @@ impl PartitionLog {
             recovery_point: 0,
             last_flush_ms: now,
             pending_truncate: None,
+            offline: None,
+            truncation_interrupted: false,
             epochs: Vec::new(),
             first_dirty_offset: 0,
+            max_compactable_offset: i64::MAX,
             min_delete_horizon_ms: None,
             recovery: RecoveryReport::default(),
         };
@@ -172,7 +182,7 @@ impl PartitionLog {
 
     // ------------------------------------------------------------ recovery
 
-    fn recover(&mut self) -> Result<()> {
+    pub(crate) fn recover(&mut self) -> Result<()> {
         let disk = self.disk.clone();
         let dir = self.dir.clone();
         let now = self.clock.now_ms();
@@ -498,7 +508,25 @@ impl PartitionLog {
 
     // --------------------------------------------------------------- append
 
+    /// `Err(Offline)` if an earlier failure left the in-memory state
+    /// unreliable; every mutating method checks this first.
+    pub(crate) fn ensure_online(&self) -> Result<()> {
+        match &self.offline {
+            Some(why) => Err(StorageError::Offline(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the log refuses writes until reopened.
+    pub fn is_offline(&self) -> bool {
+        self.offline.is_some()
+    }
+
     fn check_writable(&mut self) -> Result<()> {
+        self.ensure_online()?;
+        if self.truncation_interrupted {
+            return Err(StorageError::Offline("a truncation was interrupted; retry truncate_to or reopen the log".into()));
+        }
         if let Some(size) = self.pending_truncate {
             let active = self.segments.values().next_back().expect("non-empty");
             let path = active.log_path();
@@ -684,6 +712,7 @@ impl PartitionLog {
     /// a new one at the log end offset (create, fsync directory). A no-op
     /// if the active segment is empty.
     pub fn roll(&mut self) -> Result<()> {
+        self.ensure_online()?;
         let now = self.clock.now_ms();
         let new_base = self.log_end_offset;
         let disk = self.disk.clone();
@@ -715,6 +744,7 @@ impl PartitionLog {
     /// [`FlushPolicy::Interval`]). Afterwards every appended batch is
     /// durable.
     pub fn flush(&mut self) -> Result<()> {
+        self.ensure_online()?;
         let now = self.clock.now_ms();
         if self.recovery_point < self.log_end_offset {
             let active = self.segments.values().next_back().expect("non-empty");
@@ -738,6 +768,7 @@ impl PartitionLog {
     /// Flushes, writes the active segment's indexes and a clean-shutdown
     /// marker so the next `open` validates only the tail.
     pub fn close(mut self) -> Result<()> {
+        self.ensure_online()?;
         self.flush()?;
         let disk = self.disk.clone();
         let active = self.segments.values_mut().next_back().expect("non-empty");

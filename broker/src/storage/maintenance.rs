@@ -33,6 +33,7 @@ impl PartitionLog {
     /// first segment that must stay. The log start offset advances to the
     /// first remaining segment (checkpointed before any file is removed).
     pub fn enforce_retention(&mut self) -> Result<RetentionOutcome> {
+        self.ensure_online()?;
         let now = self.clock.now_ms();
         let deletes = self.config.cleanup_policy.deletes();
         let mut total = self.size_bytes();
@@ -85,6 +86,7 @@ impl PartitionLog {
     /// Returns the new log start offset. `offset` past the log end is
     /// `OffsetOutOfRange`; an offset below the current start is a no-op.
     pub fn delete_records(&mut self, offset: i64) -> Result<i64> {
+        self.ensure_online()?;
         if offset > self.log_end_offset || offset < 0 {
             return Err(StorageError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset });
         }
@@ -130,9 +132,17 @@ impl PartitionLog {
     /// `offset`, cutting at a batch boundary (so the new end may be below
     /// `offset` if it falls inside a batch). Later segments are removed
     /// (directory synced) before the containing segment is truncated and
-    /// synced, so a crash never resurrects truncated data. Returns the new
-    /// log end offset.
+    /// synced, so a crash never resurrects truncated data past the cut of
+    /// a truncation that returned `Ok`. After a failed truncation appends
+    /// fail with [`StorageError::Offline`] until a truncation succeeds or
+    /// the log is reopened (a crash may bring truncated data back). If the cut would fall below the log
+    /// start offset, the log is emptied and restarted at `offset`
+    /// ([`PartitionLog::truncate_fully_and_start_at`]). Returns the new log
+    /// end offset. If a disk error interrupts it, the in-memory state is
+    /// reloaded from the disk before the error is returned.
     pub fn truncate_to(&mut self, offset: i64) -> Result<i64> {
+        self.ensure_online()?;
+        self.finish_interrupted_truncation()?;
         if offset >= self.log_end_offset {
             return Ok(self.log_end_offset);
         }
@@ -140,9 +150,37 @@ impl PartitionLog {
             return Err(StorageError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset });
         }
         let keep_base = *self.segments.range(..=offset).next_back().expect("offset >= log start >= first base").0;
+        let seg = self.segments.get(&keep_base).expect("present");
+        let (cut, cut_offset) = match seg.find_batch(offset)? {
+            Some((pos, h)) => (pos, h.base_offset),
+            None => (seg.size_bytes, seg.next_offset),
+        };
+        if cut_offset < self.log_start_offset {
+            self.truncate_fully_and_start_at(offset)?;
+            return Ok(self.log_end_offset);
+        }
+        // Offsets in [cut_offset, offset) are gone if the cut falls inside a
+        // batch; if `offset` falls in a compaction gap, the end is `offset`.
+        let new_end = offset.min(cut_offset);
+        match self.truncate_at(keep_base, cut, new_end) {
+            Ok(end) => {
+                self.truncation_interrupted = false;
+                Ok(end)
+            }
+            Err(e) => {
+                self.reload_after_failure(&e);
+                // Appending now could interleave new batches with data a
+                // crash may resurrect; refuse writes until a truncation
+                // completes or the log is reopened.
+                self.truncation_interrupted = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn truncate_at(&mut self, keep_base: i64, cut: u64, new_end: i64) -> Result<i64> {
         let later: Vec<i64> = self.segments.range(keep_base + 1..).map(|(b, _)| *b).collect();
         for b in &later {
-            self.segments.remove(b);
             self.remove_segment_files(*b)?;
         }
         // The containing segment becomes the active one; its index files
@@ -155,10 +193,6 @@ impl PartitionLog {
         }
         self.disk.sync_dir(&self.dir).map_err(|e| StorageError::io("sync dir", &self.dir, e))?;
         let seg = self.segments.get(&keep_base).expect("present");
-        let cut = match seg.find_batch(offset)? {
-            Some((pos, _)) => pos,
-            None => seg.size_bytes,
-        };
         let path = seg.log_path();
         seg.file.set_len(cut).map_err(|e| StorageError::io("truncate", &path, e))?;
         seg.file.sync().map_err(|e| StorageError::io("sync", &path, e))?;
@@ -171,18 +205,133 @@ impl PartitionLog {
         if out.problem.is_some() {
             return Err(StorageError::Corrupt { path, position: out.valid_end, reason: "segment does not parse up to the truncation point".into() });
         }
+        debug_assert!(fresh.next_offset <= new_end, "kept batches end at or before the new end");
+        for b in &later {
+            self.segments.remove(b);
+        }
+        let gap = fresh.next_offset < new_end;
+        let kept_empty = fresh.is_empty();
         self.segments.insert(keep_base, fresh);
-        let last = self.segments.values().next_back().expect("non-empty");
-        let new_end = last.next_offset.max(last.base_offset);
-        debug_assert!(new_end <= offset.max(keep_base));
+        if gap {
+            // The end lies past the last kept batch (a compaction gap). Make
+            // that durable through the file names: seal the kept segment
+            // with its extent in its index (or drop it if empty) and start
+            // an empty segment at the new end.
+            if kept_empty && self.segments.len() > 1 {
+                self.segments.remove(&keep_base);
+                self.remove_segment_files(keep_base)?;
+            } else {
+                let disk = self.disk.clone();
+                let seg = self.segments.get_mut(&keep_base).expect("present");
+                seg.next_offset = new_end;
+                seg.write_indexes(&*disk)?;
+                if kept_empty {
+                    // The only segment and empty: replace it outright.
+                    self.segments.remove(&keep_base);
+                    self.remove_segment_files(keep_base)?;
+                }
+            }
+            let path = self.dir.join(segment::file_name(new_end, super::segment::LOG_EXT));
+            let file = self.disk.open(&path, crate::disk::OpenMode::Truncate).map_err(|e| StorageError::io("create segment", &path, e))?;
+            self.disk.sync_dir(&self.dir).map_err(|e| StorageError::io("sync dir", &self.dir, e))?;
+            self.segments.insert(new_end, Segment::new(new_end, &self.dir, file, self.clock.now_ms()));
+        }
+        debug_assert!(new_end <= self.log_end_offset, "truncation never extends the log");
         self.log_end_offset = new_end;
         // The active segment was synced at the cut and later ones removed.
         self.recovery_point = new_end;
         self.first_dirty_offset = self.first_dirty_offset.min(new_end);
+        self.pending_truncate = None;
         self.truncate_epochs_from_end(new_end)?;
         self.remove_snapshots_after(new_end)?;
         self.check_invariants();
         Ok(new_end)
+    }
+
+    /// Empties the log and restarts it at `offset` (Kafka's
+    /// truncateFullyAndStartAt: a follower whose log is behind the leader's
+    /// log start, or whose truncation point is below its own log start).
+    /// Order: checkpoint the new log start, remove every segment (fsync
+    /// dir), create the new empty segment (fsync dir).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
+        self.ensure_online()?;
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset });
+        }
+        self.finish_interrupted_truncation()?;
+        let result = (|| {
+            let old_start = self.log_start_offset;
+            self.log_start_offset = offset;
+            if let Err(e) = self.write_log_start_checkpoint() {
+                self.log_start_offset = old_start;
+                return Err(e);
+            }
+            let bases: Vec<i64> = self.segments.keys().copied().collect();
+            for b in &bases {
+                self.remove_segment_files(*b)?;
+            }
+            self.disk.sync_dir(&self.dir).map_err(|e| StorageError::io("sync dir", &self.dir, e))?;
+            let path = self.dir.join(segment::file_name(offset, super::segment::LOG_EXT));
+            let file = self.disk.open(&path, crate::disk::OpenMode::Truncate).map_err(|e| StorageError::io("create segment", &path, e))?;
+            self.disk.sync_dir(&self.dir).map_err(|e| StorageError::io("sync dir", &self.dir, e))?;
+            self.segments.clear();
+            self.segments.insert(offset, Segment::new(offset, &self.dir, file, self.clock.now_ms()));
+            self.log_end_offset = offset;
+            self.recovery_point = offset;
+            self.first_dirty_offset = offset;
+            self.min_delete_horizon_ms = None;
+            self.pending_truncate = None;
+            self.epochs.clear();
+            self.write_epochs()?;
+            self.remove_snapshots_after(offset)?;
+            self.check_invariants();
+            Ok(())
+        })();
+        match &result {
+            Ok(()) => self.truncation_interrupted = false,
+            Err(e) => {
+                self.reload_after_failure(e);
+                self.truncation_interrupted = true;
+            }
+        }
+        result
+    }
+
+    /// Makes the state reloaded after an interrupted truncation durable
+    /// (directory and active segment fsynced, epochs and snapshots past the
+    /// end dropped) so appends may resume.
+    fn finish_interrupted_truncation(&mut self) -> Result<()> {
+        if !self.truncation_interrupted {
+            return Ok(());
+        }
+        self.disk.sync_dir(&self.dir).map_err(|e| StorageError::io("sync dir", &self.dir, e))?;
+        let active = self.segments.values().next_back().expect("non-empty");
+        active.file.sync().map_err(|e| StorageError::io("sync", active.log_path(), e))?;
+        self.recovery_point = self.log_end_offset;
+        let end = self.log_end_offset;
+        self.truncate_epochs_from_end(end)?;
+        self.remove_snapshots_after(end)?;
+        self.truncation_interrupted = false;
+        Ok(())
+    }
+
+    /// After a multi-step operation failed half-way, rebuild the in-memory
+    /// state from what is on disk (as a restart would). If even that fails
+    /// the log goes offline until reopened.
+    pub(crate) fn reload_after_failure(&mut self, cause: &StorageError) {
+        tracing::warn!(dir = ?self.dir, error = %cause, "reloading log state from disk after a failed operation");
+        let old_segments = std::mem::take(&mut self.segments);
+        let old = (self.log_start_offset, self.log_end_offset, self.recovery_point, self.epochs.clone());
+        self.pending_truncate = None;
+        self.recovery = Default::default();
+        if let Err(e) = self.recover() {
+            tracing::error!(dir = ?self.dir, error = %e, "log offline: could not reload after a failed operation");
+            // Keep a non-empty (stale) view so reads fail cleanly; writes
+            // are refused until the log is reopened.
+            self.segments = old_segments;
+            (self.log_start_offset, self.log_end_offset, self.recovery_point, self.epochs) = old;
+            self.offline = Some(format!("reload after `{cause}` failed: {e}"));
+        }
     }
 
     // ---------------------------------------------------------- leader epochs
@@ -197,6 +346,7 @@ impl PartitionLog {
     /// Entries at or after `start_offset` conflict and are removed first.
     /// Durable before returning.
     pub fn assign_epoch_start(&mut self, epoch: i32, start_offset: i64) -> Result<bool> {
+        self.ensure_online()?;
         if self.epochs.last().is_some_and(|l| epoch <= l.epoch) {
             return Ok(false);
         }
@@ -269,6 +419,7 @@ impl PartitionLog {
     /// Saves an opaque producer-state snapshot taken at `offset` (atomically:
     /// temp file, fsync, rename, fsync dir) and deletes older snapshots.
     pub fn save_producer_snapshot(&mut self, offset: i64, state: &[u8]) -> Result<()> {
+        self.ensure_online()?;
         let mut payload = Vec::with_capacity(8 + state.len());
         payload.extend_from_slice(&offset.to_be_bytes());
         payload.extend_from_slice(state);
