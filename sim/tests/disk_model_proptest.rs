@@ -15,7 +15,7 @@
 //!   with compaction the last record seen per key is the model's latest
 //!   (a latest tombstone may be gone, taking its key with it).
 //!
-//! Normal runs use a fixed case count (48). Longer run:
+//! Normal runs use a fixed case count (128). Longer run:
 //!
 //! ```text
 //! PROPTEST_CASES=5000 CARGO_TARGET_DIR=/work/target-storage \
@@ -411,7 +411,7 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128)
 }
 
 proptest! {
