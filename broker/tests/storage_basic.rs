@@ -249,3 +249,19 @@ fn crc_of(b: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn compressed_batches_are_stored_opaquely_but_rejected_on_compacted_topics() {
+    let d = TempDir::new("compressed");
+    let mut b = batch("a", 10, 3, 1);
+    b[21..23].copy_from_slice(&1i16.to_be_bytes()); // gzip: records are opaque to the log
+    let crc = crc_of(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    let mut log = open(&d, LogConfig::default());
+    assert_eq!(log.append(&b).unwrap().last_offset, 2);
+    assert_eq!(&log.read(0, 100).unwrap().records[8..], &b[8..]);
+    assert_eq!(log.offset_for_timestamp(0).unwrap().unwrap().offset, 0);
+    let d2 = TempDir::new("compressed-compact");
+    let mut c = open(&d2, LogConfig { cleanup_policy: CleanupPolicy::Compact, ..LogConfig::default() });
+    assert!(matches!(c.append(&b), Err(StorageError::InvalidRecord { .. })));
+}
