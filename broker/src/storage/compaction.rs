@@ -31,7 +31,8 @@
 //! intact) and completes any `.swap` (removes the old `B.log` if present,
 //! renames the swap file in). A crash at any point leaves either the old or
 //! the new segment, never neither, and never loses the latest record of a
-//! key. Limitation: a segment is cleaned in memory (whole segment read).
+//! key. Memory: one segment at a time plus a map of every key (a
+//! production cleaner would bound the map, as Kafka's offset map does).
 
 use std::collections::BTreeMap;
 
@@ -120,8 +121,9 @@ impl PartitionLog {
         };
         let first_uncleaned = self.segments[&last_cleanable].next_offset;
         // Pass 1: latest offset per key over all sealed segments.
+        // Segments are read one at a time (twice) so memory holds one
+        // segment plus the key map, not the whole log.
         let mut latest: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-        let mut contents = Vec::with_capacity(sealed.len());
         for &base in &sealed {
             let bytes = self.read_segment_bytes(base)?;
             let path = self.dir.join(segment::file_name(base, LOG_EXT));
@@ -139,11 +141,12 @@ impl PartitionLog {
                 }
             }
             outcome.bytes_before += bytes.len() as u64;
-            contents.push((base, bytes, path));
         }
         // Pass 2: rewrite each sealed segment.
         let mut min_horizon: Option<i64> = None;
-        for (base, bytes, path) in contents {
+        for &base in &sealed {
+            let bytes = self.read_segment_bytes(base)?;
+            let path = self.dir.join(segment::file_name(base, LOG_EXT));
             let mut out = Vec::with_capacity(bytes.len());
             for (pos, h) in self.checked_batches(&bytes, &path)? {
                 let raw = &bytes[pos..pos + h.size_bytes() as usize];
