@@ -31,6 +31,14 @@ struct Args {
     /// Only write the generated log history (--log-events events) to this file and exit.
     #[arg(long)]
     write_log_history: Option<std::path::PathBuf>,
+    /// Only write a generated single-register history (--register-ops,
+    /// --register-processes, 10% info) to this file and exit.
+    #[arg(long)]
+    write_register_history: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 1000)]
+    register_ops: usize,
+    #[arg(long, default_value_t = 10)]
+    register_processes: u32,
 }
 
 // Benchmarks measure wall-clock time by definition; the determinism rule
@@ -61,6 +69,15 @@ fn bench(name: &str, value: f64, unit: &str) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(path) = &args.write_register_history {
+        let text = register_history(&RegisterGen {
+            ops: args.register_ops,
+            processes: args.register_processes,
+            ..Default::default()
+        });
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(());
+    }
     let n = args.log_events;
     let tag = if n == 1_000_000 { "1m".to_string() } else { format!("{n}") };
 

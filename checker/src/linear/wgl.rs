@@ -112,6 +112,29 @@ struct Frame {
     ret_ptr: u32,
 }
 
+/// True when linearizing `op` next (going from `state` to `new_state`) leads
+/// to a configuration that another branch reaches with fewer indeterminate
+/// operations, and so can do everything this one can:
+/// - an indeterminate `op` that changes nothing is better never linearized;
+/// - when the last operation linearized was indeterminate and `op` would
+///   reach the same state without it (e.g. a write overwriting it), the
+///   sibling branch that linearizes `op` in its place covers this one.
+///
+/// Indeterminate operations never change which operations are candidates
+/// (that depends only on completed ones), so the sibling branch exists.
+/// This keeps pending info operations, which never expire, from multiplying
+/// the configurations to explore.
+#[inline]
+fn dominated(ops: &[LinOp], values: &mut Interner, stack: &[Frame], state: State, op: u32, new_state: State) -> bool {
+    if ops[op as usize].ret.is_none() && new_state == state {
+        return true;
+    }
+    match stack.last() {
+        Some(f) if ops[f.op as usize].ret.is_none() => values.apply(f.state, ops[op as usize].step) == Some(new_state),
+        _ => false,
+    }
+}
+
 pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, aborted: &dyn Fn() -> bool) -> Outcome {
     let n = ops.len();
     let mut by_call: Vec<u32> = (0..n as u32).collect();
@@ -167,7 +190,7 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
         if rank == 0 {
             if let Some(new_state) = values.apply(state, ops[stuck as usize].step) {
                 let (z1, z2) = zob[stuck as usize];
-                if memo.insert((h1 ^ z1, h2 ^ z2, new_state)) {
+                if !dominated(ops, values, &stack, state, stuck, new_state) && memo.insert((h1 ^ z1, h2 ^ z2, new_state)) {
                     chosen = Some((stuck, new_state));
                 }
             }
@@ -185,9 +208,16 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
                 node = done_list.next[node as usize];
             }
             candidates.sort_unstable_by_key(|&o| ops[o as usize].ret);
+            // Pending indeterminate operations with the same step are
+            // interchangeable (swap them in any linearization), so only the
+            // earliest invoked of each kind is a candidate.
+            let first_info = candidates.len();
             let mut node = info_list.first();
             while node != NONE && ops[node as usize].call < r {
-                candidates.push(node);
+                let step = ops[node as usize].step;
+                if !candidates[first_info..].iter().any(|&o| ops[o as usize].step == step) {
+                    candidates.push(node);
+                }
                 node = info_list.next[node as usize];
             }
             let stuck_step = ops[stuck as usize].step;
@@ -203,7 +233,7 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
             while let Some(&op) = candidates.get(rank as usize - 1) {
                 if let Some(new_state) = values.apply(state, ops[op as usize].step) {
                     let (z1, z2) = zob[op as usize];
-                    if memo.insert((h1 ^ z1, h2 ^ z2, new_state)) {
+                    if !dominated(ops, values, &stack, state, op, new_state) && memo.insert((h1 ^ z1, h2 ^ z2, new_state)) {
                         chosen = Some((op, new_state));
                         break;
                     }
