@@ -21,6 +21,8 @@ struct Line<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     f: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
     value: &'a Value,
     time: u64,
 }
@@ -39,6 +41,11 @@ impl Recorder {
 
     /// Appends one event at the current virtual time.
     pub fn record(&self, actor: Actor, kind: &str, f: &str, value: Value) {
+        self.record_keyed(actor, kind, f, None, value);
+    }
+
+    /// Appends one event of a register operation on `key`.
+    pub fn record_keyed(&self, actor: Actor, kind: &str, f: &str, key: Option<&str>, value: Value) {
         let process = match actor {
             Actor::Process(p) => Value::from(p),
             Actor::Nemesis => Value::from("nemesis"),
@@ -47,6 +54,7 @@ impl Recorder {
             process,
             kind,
             f,
+            key,
             value: &value,
             time: sim::clock::elapsed_ns(),
         };

@@ -7,6 +7,8 @@
 
 pub mod history;
 #[cfg(madsim)]
+mod controller_chaos;
+#[cfg(madsim)]
 mod nemesis_runner;
 #[cfg(madsim)]
 pub mod run;
@@ -23,11 +25,18 @@ pub struct ScenarioInfo {
 }
 
 /// Every scenario, in the order `dlog-sim list` shows them.
-pub const SCENARIOS: &[ScenarioInfo] = &[ScenarioInfo {
-    name: "single-node-crash",
-    description: "clients send unique integers to 3 partitions of one broker and poll them back while it is crashed, \
-                  restarted, paused, cut off and given failing disks; acknowledged writes must survive",
-}];
+pub const SCENARIOS: &[ScenarioInfo] = &[
+    ScenarioInfo {
+        name: "single-node-crash",
+        description: "clients send unique integers to 3 partitions of one broker and poll them back while it is crashed, \
+                      restarted, paused, cut off and given failing disks; acknowledged writes must survive",
+    },
+    ScenarioInfo {
+        name: "controller-chaos",
+        description: "clients create topics and read metadata through 2 brokers while 3 Raft controllers are crashed, \
+                      paused, isolated and given failing disks; metadata must stay linearizable and recover",
+    },
+];
 
 /// Looks a scenario up by name.
 pub fn find(name: &str) -> Option<&'static ScenarioInfo> {

@@ -47,21 +47,39 @@ async fn apply(cluster: &SimCluster, fault: &Fault, history: &Recorder) {
             cluster.heal(client, node);
             history.nemesis("partition-stop", value);
         }
+        Fault::PowerLoss { nodes, down_ms } => {
+            history.nemesis("power-loss-start", json!(nodes));
+            for node in nodes {
+                cluster.crash(node);
+            }
+            sleep(*down_ms).await;
+            for node in nodes {
+                cluster.restart(node);
+            }
+            history.nemesis("power-loss-stop", json!(nodes));
+        }
+        Fault::Isolate { node, isolate_ms } => {
+            history.nemesis("isolate-start", json!(node));
+            cluster.isolate(node);
+            sleep(*isolate_ms).await;
+            cluster.rejoin(node);
+            history.nemesis("isolate-stop", json!(node));
+        }
         Fault::ClockSkew { node, skew_ms } => {
             history.nemesis("clock-skew", json!({"node": node, "skew_ms": skew_ms}));
-            if let Some(broker) = cluster.brokers.iter().find(|b| &b.name == node) {
-                broker.clock.set_skew_ms(*skew_ms);
+            if let Some((_, clock)) = cluster.server_disk_clock(node) {
+                clock.set_skew_ms(*skew_ms);
             }
         }
         Fault::DiskFull { node, window_ms } => {
-            let Some(broker) = cluster.brokers.iter().find(|b| &b.name == node) else {
+            let Some((disk, _)) = cluster.server_disk_clock(node) else {
                 return;
             };
             history.nemesis("disk-full-start", json!(node));
-            let before = broker.disk.faults();
-            broker.disk.set_capacity(Some(broker.disk.stats().used_bytes));
+            let before = disk.faults();
+            disk.set_capacity(Some(disk.stats().used_bytes));
             sleep(*window_ms).await;
-            broker.disk.set_capacity(before.capacity_bytes);
+            disk.set_capacity(before.capacity_bytes);
             history.nemesis("disk-full-stop", json!(node));
         }
         Fault::ReadCorruption {
@@ -70,17 +88,17 @@ async fn apply(cluster: &SimCluster, fault: &Fault, history: &Recorder) {
             window_ms,
         } => {
             let value = json!({"node": node, "corruption_probability_pct": corruption_probability_pct});
-            let Some(broker) = cluster.brokers.iter().find(|b| &b.name == node) else {
+            let Some((disk, _)) = cluster.server_disk_clock(node) else {
                 return;
             };
             history.nemesis("read-corruption-start", value.clone());
-            let before = broker.disk.faults();
-            broker.disk.set_faults(DiskFaultConfig {
+            let before = disk.faults();
+            disk.set_faults(DiskFaultConfig {
                 read_corruption_probability: f64::from(*corruption_probability_pct) / 100.0,
                 ..before.clone()
             });
             sleep(*window_ms).await;
-            broker.disk.set_faults(before);
+            disk.set_faults(before);
             history.nemesis("read-corruption-stop", value);
         }
         Fault::DiskErrors {
@@ -89,19 +107,19 @@ async fn apply(cluster: &SimCluster, fault: &Fault, history: &Recorder) {
             window_ms,
         } => {
             let value = json!({"node": node, "error_probability_pct": error_probability_pct});
-            let Some(broker) = cluster.brokers.iter().find(|b| &b.name == node) else {
+            let Some((disk, _)) = cluster.server_disk_clock(node) else {
                 return;
             };
             history.nemesis("disk-errors-start", value.clone());
-            let before = broker.disk.faults();
+            let before = disk.faults();
             let probability = f64::from(*error_probability_pct) / 100.0;
-            broker.disk.set_faults(DiskFaultConfig {
+            disk.set_faults(DiskFaultConfig {
                 write_eio_probability: probability,
                 sync_eio_probability: probability,
                 ..before.clone()
             });
             sleep(*window_ms).await;
-            broker.disk.set_faults(before);
+            disk.set_faults(before);
             history.nemesis("disk-errors-stop", value);
         }
     }

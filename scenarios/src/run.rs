@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use broker::config::BrokerConfig;
+use broker::controller::ControllerConfig;
+use broker::raft::RaftConfig;
 use checker::Report;
+use sim::cluster::QuorumSettings;
 
 use crate::history::Recorder;
 
@@ -39,6 +42,8 @@ pub struct Setup {
     pub broker: BrokerConfig,
     /// Client settings.
     pub client: ClientSettings,
+    /// Controller quorum settings (`raft.*`, `broker.session.timeout.ms`).
+    pub quorum: QuorumSettings,
 }
 
 /// What a scenario hands back besides its history.
@@ -48,6 +53,8 @@ pub struct ScenarioRun {
     pub schedule: String,
     /// Hash of every frame, fault and disk operation.
     pub trace_hash: u64,
+    /// Figures worth printing (e.g. elections per run).
+    pub notes: Vec<String>,
 }
 
 /// A finished run.
@@ -63,6 +70,8 @@ pub struct RunOutcome {
     pub trace_hash: u64,
     /// The checker's verdict.
     pub report: Report,
+    /// Figures the scenario measured.
+    pub notes: Vec<String>,
 }
 
 /// Why a run produced no verdict.
@@ -107,6 +116,13 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         ..BrokerConfig::default()
     };
     let mut client = ClientSettings::default();
+    let mut quorum = QuorumSettings {
+        controllers: 3,
+        raft: RaftConfig::new(0, Vec::new()),
+        fsync: true,
+        tick_ms: 100,
+        metadata: ControllerConfig::default(),
+    };
     for pair in &options.config {
         let (key, value) = pair.split_once('=').ok_or_else(|| RunError::Config(format!("expected KEY=VALUE, got {pair:?}")))?;
         let bad = || RunError::Config(format!("invalid value {value:?} for {key}"));
@@ -115,13 +131,32 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
             "client.retries" => client.retries = value.parse().map_err(|_| bad())?,
             "client.retry.ambiguous" => client.retry_ambiguous = value.parse().map_err(|_| bad())?,
             _ if key.starts_with("client.") => return Err(RunError::Config(format!("unknown client setting {key:?}"))),
+            "raft.prevote" => quorum.raft.prevote = value.parse().map_err(|_| bad())?,
+            "raft.check_quorum" => quorum.raft.check_quorum = value.parse().map_err(|_| bad())?,
+            "raft.commit_old_term_entries_by_count" => {
+                quorum.raft.commit_old_term_entries_by_count = value.parse().map_err(|_| bad())?
+            }
+            "raft.fsync" => quorum.fsync = value.parse().map_err(|_| bad())?,
+            "raft.election_tick" => quorum.raft.election_tick = value.parse().map_err(|_| bad())?,
+            "raft.heartbeat_tick" => quorum.raft.heartbeat_tick = value.parse().map_err(|_| bad())?,
+            "raft.tick.ms" => quorum.tick_ms = value.parse().map_err(|_| bad())?,
+            "raft.controllers" => quorum.controllers = value.parse().map_err(|_| bad())?,
+            "broker.session.timeout.ms" => quorum.metadata.broker_session_timeout_ms = value.parse().map_err(|_| bad())?,
+            "unclean.leader.election.enable" => {
+                quorum.metadata.unclean_leader_election_enable = value.parse().map_err(|_| bad())?
+            }
+            _ if key.starts_with("raft.") => return Err(RunError::Config(format!("unknown raft setting {key:?}"))),
             _ => broker.set(pair).map_err(|e| RunError::Config(e.to_string()))?,
         }
+    }
+    if !(quorum.controllers == 3 || quorum.controllers == 5) {
+        return Err(RunError::Config("raft.controllers must be 3 or 5".into()));
     }
     Ok(Setup {
         seed: options.seed,
         broker,
         client,
+        quorum,
     })
 }
 
@@ -140,6 +175,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
         runtime.block_on(async move {
             match scenario.as_str() {
                 "single-node-crash" => crate::single_node_crash::run(setup, recorder).await,
+                "controller-chaos" => crate::controller_chaos::run(setup, recorder).await,
                 other => Err(format!("scenario {other} has no runner")),
             }
         })
@@ -175,6 +211,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
         history: history_text,
         trace_hash: run.trace_hash,
         report,
+        notes: run.notes,
     })
 }
 
@@ -191,6 +228,7 @@ pub fn replay_command(options: &RunOptions) -> String {
 pub fn schedule(scenario: &str, seed: u64) -> Option<String> {
     match scenario {
         "single-node-crash" => Some(sim::nemesis::FaultPlan::generate(seed, &crate::single_node_crash::nemesis_config()).to_string()),
+        "controller-chaos" => Some(sim::nemesis::FaultPlan::generate(seed, &crate::controller_chaos::nemesis_config()).to_string()),
         _ => None,
     }
 }

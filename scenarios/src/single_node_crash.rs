@@ -50,7 +50,7 @@ pub fn nemesis_config() -> NemesisConfig {
         start_ms: FAULT_START_MS,
         fault_phase_ms: FAULT_PHASE_MS,
         gap_ms: (200, 1_500),
-        weights: [4, 2, 2, 1, 2, 1, 1],
+        weights: [4, 2, 2, 1, 2, 1, 1, 0, 0],
     }
 }
 
@@ -129,6 +129,7 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
     Ok(ScenarioRun {
         schedule: plan.to_string(),
         trace_hash: cluster.trace_hash(),
+        notes: Vec::new(),
     })
 }
 

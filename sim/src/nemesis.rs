@@ -40,6 +40,21 @@ pub enum Fault {
         /// How long the link stays cut.
         cut_ms: u64,
     },
+    /// Crash every server node at once (a power loss: all unsynced data
+    /// everywhere is lost), restart them all after `down_ms`.
+    PowerLoss {
+        /// Every node that loses power.
+        nodes: Vec<String>,
+        /// How long they stay down.
+        down_ms: u64,
+    },
+    /// Cut every link between the node and all others for `isolate_ms`.
+    Isolate {
+        /// Target node name.
+        node: String,
+        /// How long it stays cut off.
+        isolate_ms: u64,
+    },
     /// Move the node's wall clock by `skew_ms` (stays until healed).
     ClockSkew {
         /// Target node name.
@@ -83,6 +98,8 @@ impl Fault {
             Fault::Crash { down_ms, .. } => *down_ms,
             Fault::Pause { pause_ms, .. } => *pause_ms,
             Fault::CutLink { cut_ms, .. } => *cut_ms,
+            Fault::Isolate { isolate_ms, .. } => *isolate_ms,
+            Fault::PowerLoss { down_ms, .. } => *down_ms,
             Fault::ClockSkew { .. } => 0,
             Fault::DiskErrors { window_ms, .. }
             | Fault::DiskFull { window_ms, .. }
@@ -97,6 +114,8 @@ impl fmt::Display for Fault {
             Fault::Crash { node, down_ms } => write!(f, "crash {node}, restart after {down_ms} ms"),
             Fault::Pause { node, pause_ms } => write!(f, "pause {node} for {pause_ms} ms"),
             Fault::CutLink { client, node, cut_ms } => write!(f, "cut {client} <-> {node} for {cut_ms} ms"),
+            Fault::PowerLoss { nodes, down_ms } => write!(f, "power loss on {}, restart after {down_ms} ms", nodes.join(", ")),
+            Fault::Isolate { node, isolate_ms } => write!(f, "isolate {node} from every node for {isolate_ms} ms"),
             Fault::ClockSkew { node, skew_ms } => write!(f, "skew {node}'s clock by {skew_ms:+} ms"),
             Fault::DiskErrors {
                 node,
@@ -136,8 +155,8 @@ pub struct NemesisConfig {
     /// Quiet time between faults, drawn from this range.
     pub gap_ms: (u64, u64),
     /// Weight of each kind: crash, pause, cut link, clock skew, disk
-    /// errors, full disk, read corruption.
-    pub weights: [u32; 7],
+    /// errors, full disk, read corruption, isolation, power loss.
+    pub weights: [u32; 9],
 }
 
 /// The whole schedule of a run.
@@ -211,6 +230,14 @@ impl FaultPlan {
                     corruption_probability_pct: rng.gen_range(1..=20),
                     window_ms: rng.gen_range(100..=2_000),
                 },
+                7 => Fault::Isolate {
+                    node,
+                    isolate_ms: rng.gen_range(200..=5_000),
+                },
+                8 => Fault::PowerLoss {
+                    nodes: config.nodes.clone(),
+                    down_ms: rng.gen_range(100..=2_000),
+                },
                 _ => continue,
             };
             let duration_ms = fault.duration_ms();
@@ -248,7 +275,7 @@ mod tests {
             start_ms: 500,
             fault_phase_ms: 20_000,
             gap_ms: (200, 1_500),
-            weights: [3, 2, 2, 1, 1, 1, 1],
+            weights: [3, 2, 2, 1, 1, 1, 1, 2, 1],
         }
     }
 

@@ -90,6 +90,23 @@ pub enum ControllerError {
 
 type Reply = oneshot::Sender<ControllerResponse>;
 
+/// Stops the helper tasks when dropped: aborts the listeners' and
+/// outboxes' tasks and tells every connection task to end, so the ports are
+/// free again once they have run.
+struct TaskGuard {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
 /// Maps a state-machine refusal to a Kafka error code.
 pub fn metadata_error_code(error: &MetadataError) -> i16 {
     use kafka_protocol::ResponseError as E;
@@ -183,13 +200,21 @@ pub async fn run_controller(
         .map_err(|source| ControllerError::Bind { addr: config.api_listen, source })?;
     let (inbound_tx, mut inbound_rx) = mpsc::channel::<Message>(OUTBOX_MESSAGES_MAX);
     let (api_tx, mut api_rx) = mpsc::channel::<(ControllerRequest, Reply)>(API_QUEUE_MAX);
-    tokio::spawn(accept_raft(raft_listener, inbound_tx));
-    tokio::spawn(accept_api(api_listener, api_tx));
+    // Helper tasks end with this function, so a supervisor can run it
+    // again in the same process (the listeners are released).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = TaskGuard {
+        tasks: vec![
+            tokio::spawn(accept_raft(raft_listener, inbound_tx, stopped.clone())),
+            tokio::spawn(accept_api(api_listener, api_tx, stopped)),
+        ],
+        stop,
+    };
     let mut outboxes = BTreeMap::new();
     for (&peer, addr) in &config.raft_peers {
         if peer != config.node_id {
             let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES_MAX);
-            tokio::spawn(send_to_peer(addr.clone(), rx));
+            tasks.tasks.push(tokio::spawn(send_to_peer(addr.clone(), rx)));
             outboxes.insert(peer, tx);
         }
     }
@@ -415,6 +440,10 @@ impl Controller {
         let leader = self.node.is_leader();
         if leader && !self.was_leader {
             self.stats.leaderships.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(node = self.config.node_id, term = self.node.term(), "controller became leader");
+        }
+        if !leader && self.was_leader {
+            tracing::info!(node = self.config.node_id, term = self.node.term(), "controller lost leadership");
         }
         if !leader && self.was_leader {
             for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
@@ -434,11 +463,20 @@ impl Controller {
     }
 }
 
-async fn accept_raft(listener: tokio::net::TcpListener, inbound: mpsc::Sender<Message>) {
-    while let Ok((mut stream, _)) = listener.accept().await {
+async fn accept_raft(listener: tokio::net::TcpListener, inbound: mpsc::Sender<Message>, stopped: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let Some(mut stream) = accept_next(&listener).await else { continue };
         let inbound = inbound.clone();
+        let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            while let Ok(Some(message)) = read_json::<_, Message>(&mut stream).await {
+            loop {
+                let message = tokio::select! {
+                    read = read_json::<_, Message>(&mut stream) => match read {
+                        Ok(Some(message)) => message,
+                        _ => return,
+                    },
+                    _ = stopped.changed() => return,
+                };
                 if inbound.send(message).await.is_err() {
                     return;
                 }
@@ -447,11 +485,24 @@ async fn accept_raft(listener: tokio::net::TcpListener, inbound: mpsc::Sender<Me
     }
 }
 
-async fn accept_api(listener: tokio::net::TcpListener, requests: mpsc::Sender<(ControllerRequest, Reply)>) {
-    while let Ok((mut stream, _)) = listener.accept().await {
+async fn accept_api(
+    listener: tokio::net::TcpListener,
+    requests: mpsc::Sender<(ControllerRequest, Reply)>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let Some(mut stream) = accept_next(&listener).await else { continue };
         let requests = requests.clone();
+        let mut stopped = stopped.clone();
         tokio::spawn(async move {
-            while let Ok(Some(request)) = read_json::<_, ControllerRequest>(&mut stream).await {
+            loop {
+                let request = tokio::select! {
+                    read = read_json::<_, ControllerRequest>(&mut stream) => match read {
+                        Ok(Some(request)) => request,
+                        _ => return,
+                    },
+                    _ = stopped.changed() => return,
+                };
                 let (reply_tx, reply_rx) = oneshot::channel();
                 if requests.send((request, reply_tx)).await.is_err() {
                     return;
@@ -464,6 +515,19 @@ async fn accept_api(listener: tokio::net::TcpListener, requests: mpsc::Sender<(C
                 }
             }
         });
+    }
+}
+
+/// Accepts one connection; a failed accept (a peer that reset before we
+/// took it, a descriptor limit) must not close the listener.
+async fn accept_next(listener: &tokio::net::TcpListener) -> Option<tokio::net::TcpStream> {
+    match listener.accept().await {
+        Ok((stream, _)) => Some(stream),
+        Err(error) => {
+            tracing::debug!(%error, "accept failed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            None
+        }
     }
 }
 

@@ -221,7 +221,16 @@ pub async fn serve(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> st
         tokio::spawn(cluster::run_membership(broker.clone()));
     }
     loop {
-        let (stream, peer) = listener.accept().await?;
+        // A failed accept (a peer that reset first, a descriptor limit) must
+        // not stop the broker from serving everyone else.
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let broker = broker.clone();
         tokio::spawn(async move {
             if let Err(error) = serve_connection(&broker, stream).await {

@@ -145,6 +145,17 @@ mod sim_build {
         }
     }
 
+    /// Stamps trace lines with the simulation's virtual time, so two runs
+    /// of one seed write the same trace.
+    struct VirtualTime;
+
+    impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
+        fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+            let ns = sim::clock::elapsed_ns();
+            write!(w, "{:>6}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
+        }
+    }
+
     fn install_trace(path: &PathBuf) -> bool {
         let file = match std::fs::File::create(path) {
             Ok(file) => file,
@@ -155,7 +166,7 @@ mod sim_build {
         };
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "debug".into()))
-            .without_time()
+            .with_timer(VirtualTime)
             .with_ansi(false)
             .with_writer(Mutex::new(file))
             .init();
@@ -197,6 +208,9 @@ mod sim_build {
         };
         let events = outcome.history.lines().count();
         println!("ran: {events} history events, trace hash {:016x}", outcome.trace_hash);
+        for note in &outcome.notes {
+            println!("{note}");
+        }
         if check_determinism {
             match run_seed(&options) {
                 Ok(again) if again.trace_hash == outcome.trace_hash && again.history == outcome.history => {
