@@ -8,7 +8,10 @@
 //!
 //! Run: `cargo test -p dlog-broker --test raft_cluster`. The property test
 //! runs 256 cases by default (about 10 s in debug); for a longer search:
-//! `PROPTEST_CASES=2000 cargo test -p dlog-broker --test raft_cluster raft_random`.
+//! `PROPTEST_CASES=4000 cargo test -p dlog-broker --test raft_cluster raft_random`.
+//! Set `RAFT_COMMIT_OLD_TERM_BY_COUNT=1` to turn on the Figure 8 knob in the
+//! random search and watch it find (and shrink) a violation;
+//! `RAFT_TEST_STATS=1` prints per-case coverage numbers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -591,6 +594,8 @@ enum Action {
     Crash(u64),
     Restart(u64),
     Compact(u64),
+    /// An election timeout fires on this node now (adversarial timing).
+    Campaign(u64),
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -612,6 +617,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => any::<u64>().prop_map(Action::Crash),
         4 => any::<u64>().prop_map(Action::Restart),
         3 => any::<u64>().prop_map(Action::Compact),
+        3 => any::<u64>().prop_map(Action::Campaign),
     ]
 }
 
@@ -682,6 +688,11 @@ fn apply_action(cluster: &mut Cluster, action: &Action) {
         }
         Action::Restart(n) => cluster.restart(pick(n)),
         Action::Compact(n) => cluster.compact(pick(n)),
+        Action::Campaign(n) => {
+            if let Some(node) = cluster.node_mut(pick(n)) {
+                node.campaign();
+            }
+        }
     }
 }
 
@@ -708,12 +719,16 @@ proptest! {
         seed in any::<u64>(),
         prevote in any::<bool>(),
         check_quorum in any::<bool>(),
+        max_entries_per_append in 1usize..=3,
         actions in prop::collection::vec(action(), 100..500),
     ) {
         let mut cluster = Cluster::new(size, seed, |c| {
             c.prevote = prevote;
             c.check_quorum = check_quorum;
-            c.max_entries_per_append = 3;
+            c.max_entries_per_append = max_entries_per_append;
+            // Teaching experiment: with this set the search should fail
+            // and shrink to a Figure 8 counterexample.
+            c.commit_old_term_entries_by_count = std::env::var_os("RAFT_COMMIT_OLD_TERM_BY_COUNT").is_some();
         });
         for action in &actions {
             apply_action(&mut cluster, action);
