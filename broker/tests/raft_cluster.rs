@@ -673,8 +673,12 @@ fn apply_action(cluster: &mut Cluster, action: &Action) {
             }
         }
         Action::Read(n) => {
-            // Mostly on the leader, sometimes on whoever (NotLeader).
-            let id = if n % 4 == 0 { pick(n) } else { cluster.leader().unwrap_or(pick(n)) };
+            // On any node that believes it leads (deposed leaders included:
+            // that is where stale reads would come from); sometimes on
+            // whoever, to exercise NotLeader.
+            let leaders: Vec<NodeId> =
+                cluster.live_nodes().iter().filter(|(_, node)| node.is_leader()).map(|(&id, _)| id).collect();
+            let id = if n % 4 == 0 || leaders.is_empty() { pick(n) } else { leaders[(n / 4) as usize % leaders.len()] };
             cluster.read(id);
         }
         Action::Partition(mask) => {
@@ -985,4 +989,47 @@ fn raft_fsync_off_forgets_votes_and_elects_two_leaders_in_one_term() {
             eprintln!("fsync=false: {}", c.checker.violations[0]);
         }
     }
+}
+
+/// A leader cut off with a minority keeps believing it leads; a read on it
+/// must not be answered with its stale commit index while the majority has
+/// moved on.
+#[test]
+fn raft_read_index_on_a_deposed_leader_is_never_stale() {
+    let mut c = Cluster::new(5, 21, |cfg| {
+        cfg.check_quorum = false; // keep the old leader believing it leads
+        cfg.prevote = false; // no timers run here, so pre-votes would be refused
+        cfg.election_tick = 1000;
+        cfg.heartbeat_tick = 500;
+    });
+    c.node_mut(1).expect("up").campaign();
+    c.flush(1);
+    c.deliver_all();
+    assert!(c.node(1).is_leader());
+    // Node 1 keeps only node 2; the majority elects node 3 and commits.
+    c.partition(&[&[1, 2], &[3, 4, 5]]);
+    c.node_mut(3).expect("up").campaign();
+    c.flush(3);
+    c.deliver_all();
+    assert!(c.node(3).is_leader() && c.node(1).is_leader());
+    c.propose(3, b"written by the new leader".to_vec()).expect("leads");
+    c.flush(3);
+    c.deliver_all();
+    let committed = c.node(3).log().committed();
+    assert!(committed > c.node(1).log().committed());
+    // The read on the deposed leader: node 2 still answers its heartbeats.
+    c.read(1);
+    c.flush(1);
+    c.deliver_all();
+    assert!(c.checker.read_required.len() == 1, "read must stay unanswered while only a minority confirms");
+    // Healing deposes node 1; the read is dropped, not answered stale.
+    c.heal();
+    for _ in 0..500 {
+        c.tick(3); // until node 3 heartbeats
+    }
+    c.flush_all();
+    c.deliver_all();
+    assert!(!c.node(1).is_leader());
+    assert!(c.checker.read_required.is_empty(), "the read was dropped when node 1 stepped down");
+    c.assert_safe();
 }
