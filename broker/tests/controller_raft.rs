@@ -7,7 +7,7 @@
 //! Run: `cargo test -p dlog-broker --test controller_raft`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use broker::controller::{ControllerConfig, MetadataImage, MetadataRecord};
@@ -26,7 +26,7 @@ struct Replica {
 impl Replica {
     /// Boot (or reboot) from the directory: recover storage, rebuild the
     /// image from the snapshot, start the node.
-    fn boot(id: NodeId, dir: &PathBuf) -> Self {
+    fn boot(id: NodeId, dir: &Path) -> Self {
         let disk: Arc<dyn Disk> = Arc::new(RealDisk);
         let (storage, recovered) = RaftStorage::open(disk, dir, StorageOptions::default()).expect("open storage");
         let image = match &recovered.snapshot {
