@@ -16,15 +16,16 @@
 //! they may be linearized at any point after their invocation, or never, so
 //! the search succeeds once every completed operation is linearized.
 //!
-//! Sets of linearized operations are fingerprinted with two 64-bit Zobrist
-//! hashes (128 bits) instead of stored as bitsets, so a memo entry costs 20
-//! bytes whatever the history's length; a wrong memo hit would need a 128-bit
-//! collision.
+//! Sets of linearized completed operations are fingerprinted with two 64-bit
+//! Zobrist hashes (128 bits) instead of stored as bitsets, so a memo entry is
+//! small whatever the history's length; a wrong memo hit would need a 128-bit
+//! collision. Indeterminate operations are counted per kind instead, which
+//! lets the memo prune dominated configurations (see `Memo`).
 
 use std::time::Instant;
 
 use super::model::{Interner, State, Step};
-use crate::fxhash::FxHashSet;
+use crate::fxhash::FxHashMap;
 
 /// One operation of the key, in the search's terms.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +113,40 @@ struct Frame {
     ret_ptr: u32,
 }
 
+/// Explored configurations. A configuration is the set of completed
+/// operations linearized (a 128-bit Zobrist fingerprint), the state, and how
+/// many indeterminate operations of each kind (same step) are linearized:
+/// interchangeable ones are always used earliest-invoked first, so the counts
+/// say exactly which. A configuration is dominated by an explored one with the
+/// same set and state and no more of any kind (that one has every option this
+/// one has, and more), so it need not be explored.
+#[derive(Default)]
+struct Memo {
+    map: FxHashMap<(u64, u64, State), Vec<Box<[u16]>>>,
+}
+
+impl Memo {
+    /// Records the configuration `key` with `counts` (plus one of `kind`, if
+    /// it is not NONE); false when an explored configuration dominates it.
+    fn visit(&mut self, key: (u64, u64, State), counts: &mut [u16], kind: u32) -> bool {
+        if kind != NONE {
+            counts[kind as usize] += 1;
+        }
+        let list = self.map.entry(key).or_default();
+        let le = |a: &[u16], b: &[u16]| a.iter().zip(b).all(|(x, y)| x <= y);
+        let fresh = !list.iter().any(|e| le(e, counts));
+        if fresh {
+            // Entries the new one dominates will never prune anything it would not.
+            list.retain(|e| !le(counts, e));
+            list.push(counts.into());
+        }
+        if kind != NONE {
+            counts[kind as usize] -= 1;
+        }
+        fresh
+    }
+}
+
 /// True when linearizing `op` next (going from `state` to `new_state`) leads
 /// to a configuration that another branch reaches with fewer indeterminate
 /// operations, and so can do everything this one can:
@@ -140,7 +175,6 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
     let mut by_call: Vec<u32> = (0..n as u32).collect();
     by_call.sort_unstable_by_key(|&o| ops[o as usize].call);
     let done_order: Vec<u32> = by_call.iter().copied().filter(|&o| ops[o as usize].ret.is_some()).collect();
-    let info_order: Vec<u32> = by_call.iter().copied().filter(|&o| ops[o as usize].ret.is_none()).collect();
     // completed operations by completion time
     let mut by_ret: Vec<u32> = done_order.clone();
     by_ret.sort_unstable_by_key(|&o| ops[o as usize].ret);
@@ -149,12 +183,46 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
         return Outcome::Linearizable;
     }
     let mut done_list = List::new(n, &done_order);
-    let mut info_list = List::new(n, &info_order);
     let mut linearized = vec![false; n];
 
     let mut seed = 0x5EED_u64;
-    let zob: Vec<(u64, u64)> = (0..n).map(|_| (splitmix(&mut seed), splitmix(&mut seed))).collect();
-    let mut memo: FxHashSet<(u64, u64, State)> = FxHashSet::default();
+    // Completed operations are fingerprinted; indeterminate ones are counted
+    // per kind instead (see Memo).
+    let zob: Vec<(u64, u64)> = (0..n)
+        .map(|i| {
+            let z = (splitmix(&mut seed), splitmix(&mut seed));
+            if ops[i].ret.is_some() {
+                z
+            } else {
+                (0, 0)
+            }
+        })
+        .collect();
+    let mut kinds: Vec<Step> = Vec::new();
+    let kind_of: Vec<u32> = ops
+        .iter()
+        .map(|o| {
+            if o.ret.is_some() {
+                return NONE;
+            }
+            match kinds.iter().position(|k| *k == o.step) {
+                Some(k) => k as u32,
+                None => {
+                    kinds.push(o.step);
+                    kinds.len() as u32 - 1
+                }
+            }
+        })
+        .collect();
+    let mut counts: Vec<u16> = vec![0; kinds.len()];
+    // per kind, its members in invocation order
+    let mut kind_members: Vec<Vec<u32>> = vec![Vec::new(); kinds.len()];
+    for &o in &by_call {
+        if kind_of[o as usize] != NONE {
+            kind_members[kind_of[o as usize] as usize].push(o);
+        }
+    }
+    let mut memo = Memo::default();
     let mut stack: Vec<Frame> = Vec::new();
     let (mut h1, mut h2) = (0u64, 0u64);
     let mut state: State = 0;
@@ -190,7 +258,9 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
         if rank == 0 {
             if let Some(new_state) = values.apply(state, ops[stuck as usize].step) {
                 let (z1, z2) = zob[stuck as usize];
-                if !dominated(ops, values, &stack, state, stuck, new_state) && memo.insert((h1 ^ z1, h2 ^ z2, new_state)) {
+                if !dominated(ops, values, &stack, state, stuck, new_state)
+                    && memo.visit((h1 ^ z1, h2 ^ z2, new_state), &mut counts, kind_of[stuck as usize])
+                {
                     chosen = Some((stuck, new_state));
                 }
             }
@@ -210,16 +280,17 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
             candidates.sort_unstable_by_key(|&o| ops[o as usize].ret);
             // Pending indeterminate operations with the same step are
             // interchangeable (swap them in any linearization), so only the
-            // earliest invoked of each kind is a candidate.
+            // earliest invoked of each kind is a candidate: the next unused
+            // member of the kind.
             let first_info = candidates.len();
-            let mut node = info_list.first();
-            while node != NONE && ops[node as usize].call < r {
-                let step = ops[node as usize].step;
-                if !candidates[first_info..].iter().any(|&o| ops[o as usize].step == step) {
-                    candidates.push(node);
+            for (k, members) in kind_members.iter().enumerate() {
+                if let Some(&o) = members.get(counts[k] as usize) {
+                    if ops[o as usize].call < r {
+                        candidates.push(o);
+                    }
                 }
-                node = info_list.next[node as usize];
             }
+            candidates[first_info..].sort_unstable_by_key(|&o| ops[o as usize].call);
             let stuck_step = ops[stuck as usize].step;
             let mut enables = |o: u32| -> bool {
                 match values.apply(state, ops[o as usize].step) {
@@ -233,7 +304,9 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
             while let Some(&op) = candidates.get(rank as usize - 1) {
                 if let Some(new_state) = values.apply(state, ops[op as usize].step) {
                     let (z1, z2) = zob[op as usize];
-                    if !dominated(ops, values, &stack, state, op, new_state) && memo.insert((h1 ^ z1, h2 ^ z2, new_state)) {
+                    if !dominated(ops, values, &stack, state, op, new_state)
+                        && memo.visit((h1 ^ z1, h2 ^ z2, new_state), &mut counts, kind_of[op as usize])
+                    {
                         chosen = Some((op, new_state));
                         break;
                     }
@@ -261,7 +334,7 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
                         ret_ptr += 1;
                     }
                 } else {
-                    info_list.lift(op);
+                    counts[kind_of[op as usize] as usize] += 1;
                 }
                 start_rank = 0;
             }
@@ -283,7 +356,7 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
                     done_list.unlift(f.op);
                     linearized_done -= 1;
                 } else {
-                    info_list.unlift(f.op);
+                    counts[kind_of[f.op as usize] as usize] -= 1;
                 }
                 ret_ptr = f.ret_ptr;
                 start_rank = f.rank + 1;
