@@ -43,6 +43,8 @@
 //!
 //! - `hard_state` and `snapshot` are replaced atomically: write `<name>.tmp`,
 //!   sync it, rename over `<name>`, sync the directory.
+//! - A newly created storage directory is made durable by syncing its
+//!   parent directory.
 //! - The log is appended with a single write per `Ready` (so a crash can tear
 //!   at most that write), then synced. Removing a conflicting suffix
 //!   truncates the file and syncs *before* appending, so a crash cannot
@@ -342,7 +344,14 @@ impl RaftStorage {
         dir: &Path,
         options: StorageOptions,
     ) -> Result<(Self, RecoveredState), StorageError> {
+        let existed = disk.exists(dir);
         disk.create_dir_all(dir).map_err(io_err("create_dir_all", dir))?;
+        if !existed && options.fsync {
+            // The directory's own entry must survive a crash too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                disk.sync_dir(parent).map_err(io_err("sync_dir", parent))?;
+            }
+        }
         for name in disk.list_dir(dir).map_err(io_err("list_dir", dir))? {
             if name.ends_with(".tmp") {
                 let path = dir.join(&name);
