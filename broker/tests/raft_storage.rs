@@ -1,5 +1,7 @@
 //! Tests of Raft storage (`broker::raft::storage`): round trips, recovery
-//! rules, crash behaviour with and without fsync, and the format fixtures.
+//! rules, crash behaviour with and without fsync, power loss at every disk
+//! operation inside `persist_ready` (proptest; `PROPTEST_CASES` for more),
+//! and the format fixtures.
 //!
 //! Regenerate the fixtures (only when deliberately adding a format version):
 //! `DLOG_WRITE_RAFT_FIXTURES=1 cargo test -p dlog-broker --test raft_storage`.
@@ -21,7 +23,22 @@ struct MemFileData {
     durable: Vec<u8>,
 }
 
-struct MemFile(Arc<Mutex<MemFileData>>);
+/// Mutating operations left before the power fails (`None`: unlimited).
+type PowerBudget = Arc<Mutex<Option<u64>>>;
+
+fn spend(budget: &PowerBudget) -> io::Result<()> {
+    let mut left = budget.lock().unwrap();
+    match *left {
+        Some(0) => Err(io::Error::other("power lost")),
+        Some(n) => {
+            *left = Some(n - 1);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+struct MemFile(Arc<Mutex<MemFileData>>, PowerBudget);
 
 impl DiskFile for MemFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -32,6 +49,7 @@ impl DiskFile for MemFile {
         Ok(n)
     }
     fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        spend(&self.1)?;
         let mut data = self.0.lock().unwrap();
         let end = offset as usize + bytes.len();
         if data.current.len() < end {
@@ -41,6 +59,7 @@ impl DiskFile for MemFile {
         Ok(())
     }
     fn sync(&self) -> io::Result<()> {
+        spend(&self.1)?;
         let mut data = self.0.lock().unwrap();
         data.durable = data.current.clone();
         Ok(())
@@ -49,6 +68,7 @@ impl DiskFile for MemFile {
         Ok(self.0.lock().unwrap().current.len() as u64)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
+        spend(&self.1)?;
         self.0.lock().unwrap().current.resize(len as usize, 0);
         Ok(())
     }
@@ -58,15 +78,31 @@ impl DiskFile for MemFile {
 #[derive(Default)]
 struct MemDisk {
     files: Mutex<BTreeMap<PathBuf, Arc<Mutex<MemFileData>>>>,
+    power: PowerBudget,
 }
 
 impl MemDisk {
     /// Power loss: every file keeps only its synced bytes.
     fn crash(&self) {
+        self.crash_keeping_tail(0);
+    }
+    /// Power loss that keeps up to `keep` bytes of each file's unsynced
+    /// appended tail (a torn write), then restores the power.
+    fn crash_keeping_tail(&self, keep: usize) {
         for file in self.files.lock().unwrap().values() {
             let mut data = file.lock().unwrap();
+            let durable_len = data.durable.len();
+            let appended = data.current.len() > durable_len && data.current[..durable_len] == data.durable[..];
+            if appended {
+                let end = (durable_len + keep).min(data.current.len());
+                data.durable = data.current[..end].to_vec();
+            }
             data.current = data.durable.clone();
         }
+        *self.power.lock().unwrap() = None;
+    }
+    fn fail_power_after(&self, ops: u64) {
+        *self.power.lock().unwrap() = Some(ops);
     }
     fn bytes(&self, path: &Path) -> Vec<u8> {
         self.files.lock().unwrap()[path].lock().unwrap().current.clone()
@@ -81,6 +117,9 @@ impl MemDisk {
 
 impl Disk for MemDisk {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn DiskFile>> {
+        if mode != OpenMode::Existing {
+            spend(&self.power)?;
+        }
         let mut files = self.files.lock().unwrap();
         let file = match (mode, files.get(path)) {
             (OpenMode::Existing, None) => return Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
@@ -91,7 +130,7 @@ impl Disk for MemDisk {
             }
             (_, Some(file)) => file.clone(),
         };
-        Ok(Arc::new(MemFile(file)))
+        Ok(Arc::new(MemFile(file, self.power.clone())))
     }
     fn create_dir_all(&self, _path: &Path) -> io::Result<()> {
         Ok(())
@@ -110,17 +149,19 @@ impl Disk for MemDisk {
         self.files.lock().unwrap().contains_key(path)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
+        spend(&self.power)?;
         self.files.lock().unwrap().remove(path);
         Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        spend(&self.power)?;
         let mut files = self.files.lock().unwrap();
         let file = files.remove(from).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
         files.insert(to.to_path_buf(), file);
         Ok(())
     }
     fn sync_dir(&self, _path: &Path) -> io::Result<()> {
-        Ok(())
+        spend(&self.power)
     }
 }
 
@@ -350,4 +391,171 @@ fn raft_storage_reads_v1_fixture_and_writes_identical_bytes() {
     }
     let _ = std::fs::remove_dir_all(&copy);
     let _ = std::fs::remove_dir_all(&fresh);
+}
+
+// ----- power loss in the middle of persisting ------------------------------------
+
+use proptest::prelude::*;
+
+/// What storage should hold: the content of completed `persist_ready`s.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Model {
+    hard_state: HardState,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+}
+
+impl Model {
+    fn from_recovered(r: &broker::raft::RecoveredState) -> Self {
+        Self { hard_state: r.hard_state, snapshot: r.snapshot.clone(), entries: r.entries.clone() }
+    }
+    fn last(&self) -> (u64, u64) {
+        match self.entries.last() {
+            Some(e) => (e.index, e.term),
+            None => self.snapshot.as_ref().map_or((0, 0), |s| (s.meta.last_index, s.meta.last_term)),
+        }
+    }
+    fn apply_snapshot(&mut self, ready: &Ready) {
+        if let Some(snapshot) = &ready.snapshot {
+            if ready.restore_snapshot {
+                self.entries.clear();
+            } else {
+                self.entries.retain(|e| e.index > snapshot.meta.last_index);
+            }
+            self.snapshot = Some(snapshot.clone());
+        }
+    }
+    fn apply_hard_state(&mut self, ready: &Ready) {
+        if let Some(hs) = ready.hard_state {
+            self.hard_state = hs;
+        }
+    }
+    /// Entries step, cut after `keep` of the new entries.
+    fn apply_entries(&mut self, ready: &Ready, keep: usize) {
+        if let Some(first) = ready.entries.first() {
+            self.entries.retain(|e| e.index < first.index);
+            self.entries.extend(ready.entries.iter().take(keep).cloned());
+        }
+    }
+    /// Every state a crash during `persist_ready(ready)` may leave.
+    fn crash_outcomes(&self, ready: &Ready) -> Vec<Model> {
+        let mut outcomes = vec![self.clone()];
+        let mut state = self.clone();
+        state.apply_snapshot(ready);
+        outcomes.push(state.clone());
+        state.apply_hard_state(ready);
+        outcomes.push(state.clone());
+        for keep in 0..=ready.entries.len() {
+            let mut cut = state.clone();
+            cut.apply_entries(ready, keep);
+            outcomes.push(cut);
+        }
+        outcomes
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    vote: bool,
+    compact: bool,
+    restore: bool,
+    truncate: u8,
+    new_entries: u8,
+    new_term: bool,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    (any::<bool>(), prop::bool::weighted(0.2), prop::bool::weighted(0.1), 0u8..3, 0u8..4, any::<bool>()).prop_map(
+        |(vote, compact, restore, truncate, new_entries, new_term)| Step {
+            vote,
+            compact,
+            restore,
+            truncate,
+            new_entries,
+            new_term,
+        },
+    )
+}
+
+/// A Ready a node could produce from this durable state.
+fn ready_for(model: &Model, step: &Step) -> Ready {
+    let mut ready = Ready::default();
+    let mut term = model.hard_state.term;
+    if step.vote || step.new_term {
+        term += 1;
+        ready.hard_state = Some(HardState { term, voted_for: step.vote.then_some(2) });
+    }
+    let (mut last_index, mut last_term) = model.last();
+    let base = model.snapshot.as_ref().map_or(0, |s| s.meta.last_index);
+    if step.restore {
+        let meta = SnapshotMeta { last_index: last_index + 3, last_term: term.max(1) };
+        ready.snapshot = Some(Snapshot { meta, data: format!("leader state {}", meta.last_index).into_bytes() });
+        ready.restore_snapshot = true;
+        (last_index, last_term) = (meta.last_index, meta.last_term);
+    } else if step.compact && last_index > base {
+        let index = base + 1 + (last_index - base) / 2;
+        let term_at = model.entries.iter().find(|e| e.index == index).map_or(0, |e| e.term);
+        let meta = SnapshotMeta { last_index: index, last_term: term_at };
+        ready.snapshot = Some(Snapshot { meta, data: format!("state {index}").into_bytes() });
+    }
+    let floor = ready.snapshot.as_ref().map_or(base, |s| s.meta.last_index);
+    let first = (last_index + 1).saturating_sub(u64::from(step.truncate)).max(floor + 1);
+    let entry_term = term.max(last_term).max(1);
+    ready.entries = (0..u64::from(step.new_entries))
+        .map(|i| Entry { term: entry_term, index: first + i, kind: EntryKind::Normal, data: vec![i as u8; 20] })
+        .collect();
+    ready
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256),
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
+
+    /// Power fails at a random disk operation inside `persist_ready`, maybe
+    /// tearing the last write. Recovery must succeed and yield the state of
+    /// the completed Readies plus some prefix of the interrupted one's steps
+    /// (snapshot, hard state, entries); nothing acknowledged is lost.
+    #[test]
+    fn raft_storage_survives_power_loss_mid_persist(
+        steps in prop::collection::vec((step(), prop::option::weighted(0.3, 0u64..12), 0usize..64), 1..25),
+    ) {
+        let disk = Arc::new(MemDisk::default());
+        let (mut storage, recovered) = open(&disk, true).unwrap();
+        let mut model = Model::from_recovered(&recovered);
+        for (step, power_fails_after, torn_bytes) in steps {
+            let ready = ready_for(&model, &step);
+            match power_fails_after {
+                None => {
+                    storage.persist_ready(&ready).unwrap();
+                    model.apply_snapshot(&ready);
+                    model.apply_hard_state(&ready);
+                    model.apply_entries(&ready, ready.entries.len());
+                }
+                Some(ops) => {
+                    disk.fail_power_after(ops);
+                    let completed = storage.persist_ready(&ready).is_ok();
+                    disk.crash_keeping_tail(torn_bytes);
+                    let (reopened, recovered) = open(&disk, true).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let got = Model::from_recovered(&recovered);
+                    if completed {
+                        let mut after = model.clone();
+                        after.apply_snapshot(&ready);
+                        after.apply_hard_state(&ready);
+                        after.apply_entries(&ready, ready.entries.len());
+                        prop_assert_eq!(&got, &after, "a completed persist_ready must survive");
+                    } else {
+                        prop_assert!(
+                            model.crash_outcomes(&ready).contains(&got),
+                            "recovered {:?}\nnot a crash outcome of {:?}\nfrom {:?}", got, ready, model
+                        );
+                    }
+                    storage = reopened;
+                    model = got;
+                }
+            }
+        }
+    }
 }
