@@ -248,9 +248,9 @@ impl KeyTable {
 /// included) does not depend on the chunking. The error returned is the one
 /// on the earliest line.
 pub fn parse_jsonl(text: &str) -> Result<History, ParseError> {
-    use rayon::prelude::*;
-    let chunks = split_lines(text, rayon::current_num_threads() * 4, 1 << 16);
-    let parsed: Vec<Chunk> = chunks.par_iter().map(|&(first_line, part)| parse_chunk(part, first_line)).collect();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let chunks = split_lines(text, threads * 4, 1 << 16);
+    let parsed: Vec<Chunk> = crate::par::map(&chunks, |&(first_line, part)| parse_chunk(part, first_line));
     // Merge, renumbering each chunk's keys into one table in file order.
     let mut keys = KeyTable::default();
     let mut events = Vec::with_capacity(parsed.iter().map(|c| c.events.len()).sum());

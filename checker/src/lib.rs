@@ -17,6 +17,7 @@ pub mod history;
 pub mod html;
 pub mod linear;
 pub mod log;
+mod par;
 mod profile;
 pub mod report;
 mod wire;
@@ -32,8 +33,12 @@ pub use report::{AnomalyEntry, Example, OpView, Report, Validity};
 /// How a check runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Wall-clock budget for each linearizability search; past it the verdict
-    /// is unknown rather than wrong.
+    /// Wall-clock budget for the linearizability search of a history; past
+    /// it the verdict is unknown rather than wrong. It is measured with
+    /// `std::time::Instant` on the checker's worker threads. Inside a madsim
+    /// simulation no worker thread can start and `Instant` is virtual (it does
+    /// not advance while the check runs), so there the budget cannot fire:
+    /// check histories after the simulation, outside its runtime.
     pub time_budget: Duration,
 }
 

@@ -7,9 +7,9 @@ mod wgl;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
 use serde_json::json;
 
 use crate::history::{History, KeyId, Outcome, Payload, RegValue, F};
@@ -101,9 +101,13 @@ fn describe(h: &History, i: usize) -> String {
 
 /// Checks every register operation of the history.
 pub fn check(h: &History, time_budget: Duration) -> LinearResult {
+    // The deadline is read on the first thread that searches: the pool's
+    // threads always see the real clock, even when the caller runs inside a
+    // simulation whose clock is virtual.
+    let deadline: OnceLock<Instant> = OnceLock::new();
     // A time budget is wall-clock by nature: the checker runs outside the simulation.
     #[allow(clippy::disallowed_methods)]
-    let deadline = Instant::now() + time_budget;
+    let deadline = || *deadline.get_or_init(|| Instant::now() + time_budget);
     let mut by_key: BTreeMap<Option<KeyId>, Vec<usize>> = BTreeMap::new();
     for (i, op) in h.ops.iter().enumerate() {
         if op.f.is_register() {
@@ -112,17 +116,14 @@ pub fn check(h: &History, time_budget: Duration) -> LinearResult {
     }
     let keys: Vec<(Option<KeyId>, Vec<usize>)> = by_key.into_iter().collect();
     let aborted = AtomicBool::new(false);
-    let verdicts: Vec<KeyVerdict> = keys
-        .par_iter()
-        .map(|(_, ops)| {
-            let v = check_key(h, ops, deadline, &aborted);
-            if matches!(v, KeyVerdict::Unknown) {
-                // Past the deadline every other key is unknown too: stop them.
-                aborted.store(true, Ordering::Relaxed);
-            }
-            v
-        })
-        .collect();
+    let verdicts: Vec<KeyVerdict> = crate::par::map(&keys, |(_, ops)| {
+        let v = check_key(h, ops, deadline(), &aborted);
+        if matches!(v, KeyVerdict::Unknown) {
+            // Past the deadline every other key is unknown too: stop them.
+            aborted.store(true, Ordering::Relaxed);
+        }
+        v
+    });
     let mut out = LinearResult {
         keys_checked: keys.len(),
         ops_checked: keys.iter().map(|k| k.1.len()).sum(),
