@@ -122,13 +122,16 @@ struct Frame {
 /// one has, and more), so it need not be explored.
 #[derive(Default)]
 struct Memo {
-    map: FxHashMap<(u64, u64, State), Vec<Box<[u16]>>>,
+    map: FxHashMap<ConfigKey, Vec<Box<[u16]>>>,
 }
+
+/// Fingerprint of the completed operations linearized, and the state.
+type ConfigKey = (u64, u64, State);
 
 impl Memo {
     /// Records the configuration `key` with `counts` (plus one of `kind`, if
     /// it is not NONE); false when an explored configuration dominates it.
-    fn visit(&mut self, key: (u64, u64, State), counts: &mut [u16], kind: u32) -> bool {
+    fn visit(&mut self, key: ConfigKey, counts: &mut [u16], kind: u32) -> bool {
         if kind != NONE {
             counts[kind as usize] += 1;
         }
