@@ -252,6 +252,18 @@ mod sim_build {
         }
     }
 
+    /// Adds a run's numeric figures ("elections: 7") into per-name totals.
+    fn add_figures(totals: &Mutex<std::collections::BTreeMap<String, (u64, u64)>>, notes: &[String]) {
+        let mut totals = totals.lock().unwrap_or_else(|e| e.into_inner());
+        for note in notes {
+            let Some((name, rest)) = note.split_once(": ") else { continue };
+            let Some(value) = rest.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) else { continue };
+            let entry = totals.entry(name.to_string()).or_insert((0, 0));
+            entry.0 += value;
+            entry.1 += 1;
+        }
+    }
+
     /// One seed's result in a sweep.
     enum SeedResult {
         Valid,
@@ -271,6 +283,7 @@ mod sim_build {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results: Mutex<Vec<(u64, SeedResult)>> = Mutex::new(Vec::new());
         let print_lock = Mutex::new(());
+        let figures = Mutex::new(std::collections::BTreeMap::new());
         std::thread::scope(|scope| {
             for _ in 0..jobs.min(seeds.len()) {
                 scope.spawn(|| loop {
@@ -282,7 +295,7 @@ mod sim_build {
                         config: config.clone(),
                     };
                     let result = match run_seed(&options) {
-                        Ok(outcome) => match outcome.report.valid {
+                        Ok(outcome) => match { add_figures(&figures, &outcome.notes); outcome.report.valid } {
                             Validity::Valid => SeedResult::Valid,
                             Validity::Invalid => {
                                 SeedResult::Invalid(outcome.report.disallowed().iter().map(|s| s.to_string()).collect())
@@ -318,6 +331,9 @@ mod sim_build {
             "sweep {scenario} seeds {first}..{last}: {} runs, {valid} valid, {invalid} invalid, {failed} failed",
             results.len()
         );
+        for (name, (total, runs)) in figures.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            println!("  {name}: {total} over {runs} runs ({:.1} per run)", total as f64 / runs.max(1) as f64);
+        }
         if invalid > 0 {
             1
         } else if failed > 0 {
