@@ -3,6 +3,7 @@
 //! Wing–Gong/Lowe search of [`wgl`] under one shared deadline.
 
 mod model;
+mod refute;
 mod wgl;
 
 use std::collections::BTreeMap;
@@ -76,16 +77,34 @@ fn check_key(h: &History, ops: &[usize], deadline: Instant, aborted: &AtomicBool
         }
     }
     let stop = || aborted.load(Ordering::Relaxed);
-    match wgl::search(&lin, &mut values, deadline, &stop) {
-        wgl::Outcome::Linearizable => KeyVerdict::Ok,
-        wgl::Outcome::Unknown => KeyVerdict::Unknown,
-        wgl::Outcome::Not { prefix, state, stuck } => KeyVerdict::Not {
-            prefix: prefix.iter().map(|&p| origin[p as usize]).collect(),
-            state: values.show(state),
-            stuck: origin[stuck as usize],
-        },
+    // A read proven impossible up front settles the verdict; the search then
+    // only has to find a witness prefix, within a short budget.
+    let refuted = refute::impossible_read(&lin, string_mode);
+    let deadline = match refuted {
+        // A time budget is wall-clock by nature: the checker runs outside the simulation.
+        #[allow(clippy::disallowed_methods)]
+        Some(_) => deadline.min(Instant::now() + WITNESS_BUDGET),
+        None => deadline,
+    };
+    let not = |prefix: Vec<u32>, state, stuck: u32, values: &Interner| KeyVerdict::Not {
+        prefix: prefix.iter().map(|&p| origin[p as usize]).collect(),
+        state: values.show(state),
+        stuck: origin[stuck as usize],
+    };
+    match (wgl::search(&lin, &mut values, deadline, &stop), refuted) {
+        // A read proven impossible names the culprit better than the deepest point of the search.
+        (wgl::Outcome::Not { prefix, state, .. }, Some(r)) => not(prefix, state, r, &values),
+        (wgl::Outcome::Not { prefix, state, stuck }, None) => not(prefix, state, stuck, &values),
+        (wgl::Outcome::Unknown { best: Some((prefix, state, _)) }, Some(r)) => not(prefix, state, r, &values),
+        (wgl::Outcome::Unknown { .. }, Some(r)) => not(Vec::new(), 0, r, &values),
+        (wgl::Outcome::Unknown { .. }, None) => KeyVerdict::Unknown,
+        // The refutation is sound, so a found linearization cannot happen with it.
+        (wgl::Outcome::Linearizable, _) => KeyVerdict::Ok,
     }
 }
+
+/// Time spent looking for a witness prefix once a read is proven impossible.
+const WITNESS_BUDGET: Duration = Duration::from_millis(300);
 
 fn describe(h: &History, i: usize) -> String {
     let op = &h.ops[i];

@@ -42,8 +42,9 @@ pub(crate) enum Outcome {
     /// The longest linearizable prefix found (indices into the ops), the state
     /// after it, and the operation that could not be placed after it.
     Not { prefix: Vec<u32>, state: State, stuck: u32 },
-    /// The deadline passed first.
-    Unknown,
+    /// The deadline passed first; the longest prefix found so far, if any
+    /// (with the state after it and the operation that could not follow).
+    Unknown { best: Option<(Vec<u32>, State, u32)> },
 }
 
 const NONE: u32 = u32::MAX;
@@ -247,7 +248,7 @@ pub(crate) fn search(ops: &[LinOp], values: &mut Interner, deadline: Instant, ab
             #[allow(clippy::disallowed_methods)]
             let now = Instant::now();
             if now >= deadline || aborted() {
-                return Outcome::Unknown;
+                return Outcome::Unknown { best };
             }
         }
         let stuck = by_ret[ret_ptr as usize];
