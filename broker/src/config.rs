@@ -64,6 +64,8 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// Timeout of one controller call (`controller.request.timeout.ms`).
     pub controller_request_timeout_ms: u64,
+    /// How often retention and compaction run (`log.retention.check.interval.ms`).
+    pub log_retention_check_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -84,6 +86,7 @@ impl Default for BrokerConfig {
             controller_quorum_voters: None,
             broker_heartbeat_interval_ms: 1_000,
             controller_request_timeout_ms: 1_000,
+            log_retention_check_interval_ms: 5_000,
         }
     }
 }
@@ -125,6 +128,7 @@ impl BrokerConfig {
         "controller.quorum.voters",
         "broker.heartbeat.interval.ms",
         "controller.request.timeout.ms",
+        "log.retention.check.interval.ms",
     ];
 
     /// Applies one `KEY=VALUE` pair.
@@ -154,6 +158,7 @@ impl BrokerConfig {
             "controller.quorum.voters" => self.controller_quorum_voters = Some(value.into()),
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_number(key, value)?,
             "controller.request.timeout.ms" => self.controller_request_timeout_ms = parse_number(key, value)?,
+            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse_number(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())

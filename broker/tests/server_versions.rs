@@ -137,6 +137,18 @@ async fn every_advertised_version_answers() {
                     assert_eq!(partition.error_code, 0, "v{version}");
                     assert!(partition.offset >= 1, "v{version}: latest offset after a produce");
                 }
+                ApiKey::DeleteRecords => {
+                    use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+                    let request = kafka_protocol::messages::DeleteRecordsRequest::default().with_timeout_ms(1_000).with_topics(vec![
+                        DeleteRecordsTopic::default()
+                            .with_name(topic())
+                            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(0)]),
+                    ]);
+                    let response: kafka_protocol::messages::DeleteRecordsResponse = round_trip(&broker, api, version, &request).await;
+                    let partition = &response.topics[0].partitions[0];
+                    assert_eq!(partition.error_code, 0, "v{version}");
+                    assert_eq!(partition.low_watermark, 0, "v{version}");
+                }
                 other => panic!("{other:?} is advertised but not covered by this test"),
             }
         }

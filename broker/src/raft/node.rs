@@ -314,6 +314,16 @@ impl RaftNode {
                 MessageBody::AppendEntries { .. }
                 | MessageBody::Heartbeat { .. }
                 | MessageBody::InstallSnapshot { .. } => self.become_follower(msg.term, Some(msg.from)),
+                _ if self.role == Role::Follower => {
+                    // A new term but no leader yet: adopt it without
+                    // resetting the election timer (Figure 2: only a leader's
+                    // message or a granted vote resets it). Resetting here
+                    // lets a node that cannot win keep everyone from
+                    // campaigning.
+                    self.term = msg.term;
+                    self.voted_for = None;
+                    self.leader_id = None;
+                }
                 _ => self.become_follower(msg.term, None),
             }
         } else if msg.term < self.term {

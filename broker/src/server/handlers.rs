@@ -11,7 +11,8 @@ use kafka_protocol::messages::{
     list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse},
     metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
     produce_response::{PartitionProduceResponse, TopicProduceResponse},
-    ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest,
+    delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult},
+    ApiKey, ApiVersionsResponse, BrokerId, DeleteRecordsRequest, DeleteRecordsResponse, CreateTopicsRequest, CreateTopicsResponse, FetchRequest,
     FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
     ProduceRequest, ProduceResponse, RequestHeader, TopicName,
 };
@@ -70,6 +71,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
             encode(ApiKey::Fetch, header, &response)
         }
         Request::ListOffsets(request) => encode(ApiKey::ListOffsets, header, &list_offsets(broker, header.request_api_version, request)),
+        Request::DeleteRecords(request) => encode(ApiKey::DeleteRecords, header, &delete_records(broker, request)),
     }
 }
 
@@ -103,6 +105,7 @@ fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
         TopicError::Storage { source, .. } => storage_code(source),
         TopicError::BadMeta { .. } | TopicError::Io(_) => ResponseError::KafkaStorageError.code(),
     }
@@ -204,10 +207,8 @@ fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTopicsR
                     .collect();
                 let meta = TopicMeta { partitions, configs };
                 let outcome = if request.validate_only {
-                    topics::validate_name(&name).and_then(|()| {
-                        if partitions < 1 {
-                            Err(TopicError::InvalidPartitions(partitions))
-                        } else if broker.topic(&name).is_some() {
+                    topics::validate(&broker.config, &name, &meta).and_then(|()| {
+                        if broker.topic(&name).is_some() {
                             Err(TopicError::AlreadyExists(name.clone()))
                         } else {
                             Ok(())
@@ -399,4 +400,37 @@ fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRequest) -> L
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// DeleteRecords: advances each partition's log start offset; `-1` means
+/// "up to the high watermark". The answer is the new low watermark.
+fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str().to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let log = match broker.partition_log(&name, p.partition_index) {
+                        Ok(log) => log,
+                        Err(code) => return result.with_error_code(code),
+                    };
+                    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                    let offset = if p.offset == -1 { log.log_end_offset() } else { p.offset };
+                    match log.delete_records(offset) {
+                        Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                        Err(error) => result.with_error_code(storage_code(&error)),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default().with_name(topic.name).with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
 }

@@ -201,15 +201,50 @@ impl Broker {
         response
     }
 
-    /// Runs the background duties (interval flushes) until the task is
-    /// dropped.
+    /// Runs the background duties until the task is dropped: interval
+    /// flushes, and log maintenance (retention, compaction) every
+    /// `log.retention.check.interval.ms`.
     pub async fn run_background(self: Arc<Self>) {
-        let crate::config::FlushPolicy::Interval { interval_ms } = self.config.log_flush else {
-            return std::future::pending().await;
+        let maintenance_ms = self.config.log_retention_check_interval_ms.max(1);
+        let flush_ms = match self.config.log_flush {
+            crate::config::FlushPolicy::Interval { interval_ms } => Some(interval_ms.max(1)),
+            _ => None,
         };
+        let tick_ms = flush_ms.map_or(maintenance_ms, |f| f.min(maintenance_ms));
+        let (mut since_flush_ms, mut since_maintenance_ms) = (0, 0);
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(interval_ms)).await;
-            self.flush_all();
+            tokio::time::sleep(std::time::Duration::from_millis(tick_ms)).await;
+            since_flush_ms += tick_ms;
+            since_maintenance_ms += tick_ms;
+            if flush_ms.is_some_and(|f| since_flush_ms >= f) {
+                since_flush_ms = 0;
+                self.flush_all();
+            }
+            if since_maintenance_ms >= maintenance_ms {
+                since_maintenance_ms = 0;
+                self.maintain_logs();
+            }
+        }
+    }
+
+    /// Retention and compaction of every partition, one at a time. A
+    /// partition is locked while it is maintained; appends to other
+    /// partitions go on.
+    pub fn maintain_logs(&self) {
+        for topic in self.topics_snapshot() {
+            for partition in &topic.partitions {
+                let mut log = partition.lock().unwrap_or_else(|e| e.into_inner());
+                // Single node: everything appended is committed, so all of
+                // it may be compacted.
+                let high_watermark = log.log_end_offset();
+                log.set_max_compactable_offset(high_watermark);
+                if let Err(error) = log.enforce_retention() {
+                    tracing::warn!(topic = %topic.name, %error, "retention failed");
+                }
+                if let Err(error) = log.compact_if_needed() {
+                    tracing::warn!(topic = %topic.name, %error, "compaction failed");
+                }
+            }
         }
     }
 }

@@ -36,6 +36,9 @@ pub enum TopicError {
     /// Partition count below 1.
     #[error("invalid partition count {0}")]
     InvalidPartitions(i32),
+    /// A topic config is unknown or its value does not parse.
+    #[error("invalid topic config: {0}")]
+    InvalidConfig(String),
     /// The metadata file is unreadable or not valid JSON.
     #[error("topic metadata {path}: {reason}")]
     BadMeta {
@@ -87,16 +90,47 @@ fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
-fn log_config(config: &BrokerConfig, meta: &TopicMeta) -> LogConfig {
+/// The per-topic settings a topic may be created with (Kafka names).
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "segment.bytes",
+    "segment.ms",
+    "retention.ms",
+    "retention.bytes",
+    "cleanup.policy",
+    "min.cleanable.dirty.ratio",
+    "delete.retention.ms",
+    "max.message.bytes",
+];
+
+/// The log settings of a topic: the broker's defaults, overridden by the
+/// topic's own configs. An unknown name or a bad value is an error.
+pub fn log_config(config: &BrokerConfig, configs: &BTreeMap<String, String>) -> Result<LogConfig, TopicError> {
     let mut log = LogConfig {
         segment_bytes: config.log_segment_bytes,
         flush: config.log_flush,
         ..LogConfig::default()
     };
-    if let Some(bytes) = meta.configs.get("segment.bytes").and_then(|v| v.parse().ok()) {
-        log.segment_bytes = bytes;
+    for (key, value) in configs {
+        let bad = || TopicError::InvalidConfig(format!("{key}={value}"));
+        match key.as_str() {
+            "segment.bytes" => log.segment_bytes = value.parse().map_err(|_| bad())?,
+            "segment.ms" => log.segment_ms = value.parse().map_err(|_| bad())?,
+            // Kafka spells "no limit" as -1.
+            "retention.ms" => log.retention_ms = Some(value.parse::<i64>().map_err(|_| bad())?).filter(|ms| *ms >= 0),
+            "retention.bytes" => log.retention_bytes = value.parse::<i64>().map_err(|_| bad())?.try_into().ok(),
+            "cleanup.policy" => log.cleanup_policy = value.parse().map_err(|_| bad())?,
+            "min.cleanable.dirty.ratio" => log.min_cleanable_dirty_ratio = value.parse().map_err(|_| bad())?,
+            "delete.retention.ms" => log.delete_retention_ms = value.parse().map_err(|_| bad())?,
+            "max.message.bytes" => log.max_message_bytes = value.parse().map_err(|_| bad())?,
+            _ => {
+                return Err(TopicError::InvalidConfig(format!(
+                    "unknown topic config {key:?} (known: {})",
+                    TOPIC_CONFIG_KEYS.join(", ")
+                )))
+            }
+        }
     }
-    log
+    Ok(log)
 }
 
 fn open_partitions(
@@ -106,10 +140,11 @@ fn open_partitions(
     name: &str,
     meta: &TopicMeta,
 ) -> Result<Vec<Arc<Mutex<PartitionLog>>>, TopicError> {
+    let log = log_config(config, &meta.configs)?;
     (0..meta.partitions)
         .map(|partition| {
             let dir = partition_dir(&config.data_dir, name, partition);
-            PartitionLog::open(disk.clone(), clock.clone(), dir, log_config(config, meta))
+            PartitionLog::open(disk.clone(), clock.clone(), dir, log.clone())
                 .map(|log| Arc::new(Mutex::new(log)))
                 .map_err(|source| TopicError::Storage {
                     topic: name.into(),
@@ -167,6 +202,15 @@ fn read_meta(disk: &dyn Disk, path: &Path) -> Result<TopicMeta, TopicError> {
     Ok(meta)
 }
 
+/// Checks a topic before creating it: name, partition count, configs.
+pub fn validate(config: &BrokerConfig, name: &str, meta: &TopicMeta) -> Result<(), TopicError> {
+    validate_name(name)?;
+    if meta.partitions < 1 {
+        return Err(TopicError::InvalidPartitions(meta.partitions));
+    }
+    log_config(config, &meta.configs).map(|_| ())
+}
+
 /// Creates a topic durably: partition directories first, then the metadata
 /// file (temp, fsync, rename, fsync dir), so a crash never leaves a topic
 /// whose metadata names partitions that do not exist.
@@ -177,10 +221,7 @@ pub fn create(
     name: &str,
     meta: TopicMeta,
 ) -> Result<Topic, TopicError> {
-    validate_name(name)?;
-    if meta.partitions < 1 {
-        return Err(TopicError::InvalidPartitions(meta.partitions));
-    }
+    validate(config, name, &meta)?;
     let data_dir = &config.data_dir;
     let partitions = open_partitions(config, disk, clock, name, &meta)?;
     disk.sync_dir(data_dir)?;

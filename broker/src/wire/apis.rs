@@ -16,6 +16,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 1, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -30,8 +31,8 @@ pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
 mod tests {
     use super::*;
     use kafka_protocol::messages::{
-        ApiVersionsRequest, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
-        ProduceRequest,
+        ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, FetchRequest, ListOffsetsRequest,
+        MetadataRequest, ProduceRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -45,6 +46,7 @@ mod tests {
             (ApiKey::Metadata, MetadataRequest::VERSIONS),
             (ApiKey::ApiVersions, ApiVersionsRequest::VERSIONS),
             (ApiKey::CreateTopics, CreateTopicsRequest::VERSIONS),
+            (ApiKey::DeleteRecords, DeleteRecordsRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

@@ -12,7 +12,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, FetchRequest, ListOffsetsRequest,
     MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -34,6 +34,8 @@ pub enum Request {
     ApiVersions(ApiVersionsRequest),
     /// CreateTopics.
     CreateTopics(CreateTopicsRequest),
+    /// DeleteRecords.
+    DeleteRecords(DeleteRecordsRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -96,6 +98,7 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::Metadata => Request::Metadata(MetadataRequest::decode(&mut buf, version)?),
             ApiKey::ApiVersions => Request::ApiVersions(ApiVersionsRequest::decode(&mut buf, version)?),
             ApiKey::CreateTopics => Request::CreateTopics(CreateTopicsRequest::decode(&mut buf, version)?),
+            ApiKey::DeleteRecords => Request::DeleteRecords(DeleteRecordsRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;
@@ -148,7 +151,7 @@ mod tests {
 
         /// Valid headers for our APIs followed by garbage bodies never panic.
         #[test]
-        fn garbage_bodies_never_panic(api in 0usize..6, version in 0i16..14, body in proptest::collection::vec(any::<u8>(), 0..128)) {
+        fn garbage_bodies_never_panic(api in 0usize..crate::wire::SUPPORTED_APIS.len(), version in 0i16..14, body in proptest::collection::vec(any::<u8>(), 0..128)) {
             let (key, _, _) = crate::wire::SUPPORTED_APIS[api];
             let mut bytes = Vec::new();
             bytes.extend_from_slice(&(key as i16).to_be_bytes());

@@ -1,0 +1,142 @@
+//! Topic configs reach the log: a compacted topic created through
+//! CreateTopics keeps the latest value per key once the broker's
+//! maintenance runs, rejects keyless records, and DeleteRecords moves the
+//! log start. Unknown configs are refused at creation.
+
+use std::sync::Arc;
+
+use broker::clock::ManualClock;
+use broker::config::BrokerConfig;
+use broker::disk::RealDisk;
+use broker::server::Broker;
+use broker::wire::codec::{decode_response, encode_request};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    create_topics_request::{CreatableTopic, CreatableTopicConfig},
+    delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic},
+    fetch_request::{FetchPartition, FetchTopic},
+    produce_request::{PartitionProduceData, TopicProduceData},
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest,
+    FetchResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::ResponseError;
+
+async fn call<Req: Encodable, Resp: Decodable>(broker: &Broker, api: ApiKey, version: i16, request: &Req) -> Resp {
+    let header = RequestHeader::default().with_request_api_key(api as i16).with_request_api_version(version).with_correlation_id(1);
+    let frame = encode_request(&header, request).unwrap();
+    let response = broker.handle_frame(&frame).await.expect("answered").expect("a response");
+    decode_response::<Resp>(api, version, &response).unwrap().1
+}
+
+fn name(topic: &'static str) -> TopicName {
+    TopicName(StrBytes::from_static_str(topic))
+}
+
+fn record(key: Option<&'static [u8]>, value: Option<&'static [u8]>) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_000,
+        key: key.map(Bytes::from_static),
+        value: value.map(Bytes::from_static),
+        headers: Default::default(),
+    }
+}
+
+async fn produce(broker: &Broker, topic: &'static str, key: Option<&'static [u8]>, value: &'static [u8]) -> i16 {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &[record(key, Some(value))], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1_000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(name(topic))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(buf.freeze()))])]);
+    let response: ProduceResponse = call(broker, ApiKey::Produce, 7, &request).await;
+    response.responses[0].partition_responses[0].error_code
+}
+
+async fn create(broker: &Broker, topic: &'static str, configs: &[(&'static str, &'static str)]) -> i16 {
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| CreatableTopicConfig::default().with_name(StrBytes::from_static_str(k)).with_value(Some(StrBytes::from_static_str(v))))
+                .collect(),
+        )]);
+    let response: CreateTopicsResponse = call(broker, ApiKey::CreateTopics, 5, &request).await;
+    response.topics[0].error_code
+}
+
+/// (offset, key, value) of every record, fetching until the high watermark
+/// (a fetch may stop at a segment's end, as Kafka's does).
+async fn read_all(broker: &Broker, topic: &'static str) -> Vec<(i64, String, String)> {
+    let mut out = Vec::new();
+    let mut next_offset = 0;
+    for _ in 0..100 {
+        let request = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(next_offset).with_partition_max_bytes(1 << 20)])]);
+        let response: FetchResponse = call(broker, ApiKey::Fetch, 11, &request).await;
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        let mut records = partition.records.clone().unwrap_or_default();
+        for r in RecordBatchDecoder::decode_all(&mut records).unwrap().into_iter().flat_map(|set| set.records) {
+            let text = |b: Option<Bytes>| b.map(|b| String::from_utf8(b.to_vec()).unwrap()).unwrap_or_default();
+            next_offset = r.offset + 1;
+            out.push((r.offset, text(r.key), text(r.value)));
+        }
+        if next_offset >= partition.high_watermark {
+            return out;
+        }
+    }
+    panic!("did not reach the high watermark in 100 fetches");
+}
+
+#[tokio::test]
+async fn compacted_topic_keeps_latest_value_per_key_and_rejects_keyless_records() {
+    let dir = std::env::temp_dir().join(format!("dlog-topics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = BrokerConfig { data_dir: dir.clone(), ..BrokerConfig::default() };
+    let broker = Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap();
+
+    assert_eq!(create(&broker, "bad", &[("cleanup.polcy", "compact")]).await, ResponseError::InvalidConfig.code());
+    assert_eq!(create(&broker, "bad", &[("cleanup.policy", "sometimes")]).await, ResponseError::InvalidConfig.code());
+    // Tiny segments so that compaction has sealed segments to clean.
+    assert_eq!(create(&broker, "kv", &[("cleanup.policy", "compact"), ("segment.bytes", "100"), ("min.cleanable.dirty.ratio", "0.01")]).await, 0);
+
+    for (key, value) in [(b"a", b"1"), (b"b", b"1"), (b"a", b"2"), (b"c", b"1"), (b"a", b"3"), (b"b", b"2"), (b"d", b"1")] {
+        assert_eq!(produce(&broker, "kv", Some(key), value).await, 0);
+    }
+    assert_eq!(produce(&broker, "kv", None, b"keyless").await, ResponseError::InvalidRecord.code());
+    broker.maintain_logs();
+
+    let records = read_all(&broker, "kv").await;
+    let offsets: Vec<i64> = records.iter().map(|r| r.0).collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "offsets increase: {offsets:?}");
+    let mut latest = std::collections::BTreeMap::new();
+    for (_, key, value) in &records {
+        assert!(latest.insert(key.clone(), value.clone()).is_none(), "key {key} appears twice after compaction: {records:?}");
+    }
+    let expected: std::collections::BTreeMap<String, String> =
+        [("a", "3"), ("b", "2"), ("c", "1"), ("d", "1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    assert_eq!(latest, expected);
+
+    // DeleteRecords moves the log start; reads from below it are out of range.
+    let request = DeleteRecordsRequest::default().with_timeout_ms(1_000).with_topics(vec![DeleteRecordsTopic::default()
+        .with_name(name("kv"))
+        .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(-1)])]);
+    let response: DeleteRecordsResponse = call(&broker, ApiKey::DeleteRecords, 1, &request).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    assert_eq!(response.topics[0].partitions[0].low_watermark, 7);
+    let _ = std::fs::remove_dir_all(dir);
+}
