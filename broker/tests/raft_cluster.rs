@@ -755,6 +755,9 @@ proptest! {
         }
         let outcome = cluster.converge(LIVENESS_ROUNDS);
         cluster.assert_safe();
+        if std::env::var_os("RAFT_TEST_STATS").is_some() {
+            eprintln!("liveness-rounds: {outcome:?}");
+        }
         prop_assert!(outcome.is_ok(), "liveness: {:?}", outcome);
     }
 }
