@@ -80,3 +80,46 @@ proptest! {
         }
     }
 }
+
+fn reg_op() -> impl Strategy<Value = Vec<Value>> {
+    let f = prop_oneof![Just("read"), Just("write"), Just("cas"), Just("append")];
+    let done = prop_oneof![Just("ok"), Just("fail"), Just("info"), Just("none")];
+    (0u32..4, f, done, 0i64..3, 0i64..3, prop::option::of(prop_oneof![Just("a"), Just("b")])).prop_map(|(p, f, done, x, y, key)| {
+        let (inv, comp) = match f {
+            "read" => (json!(null), if x == 0 { json!(null) } else { json!(x) }),
+            "write" => (json!(x), json!(x)),
+            "cas" => (json!([x, y]), json!([x, y])),
+            _ => (json!(x.to_string()), json!(x.to_string())),
+        };
+        let mut a = json!({"process": p, "type": "invoke", "f": f, "value": inv, "time": 0});
+        let mut b = json!({"process": p, "type": done, "f": f, "value": comp, "time": 0});
+        if let Some(k) = key {
+            a["key"] = json!(k);
+            b["key"] = json!(k);
+        }
+        if done == "none" {
+            vec![a]
+        } else {
+            vec![a, b]
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_register_histories_check_and_render(ops in prop::collection::vec(reg_op(), 1..12)) {
+        let mut lines = Vec::new();
+        for (t, mut e) in ops.into_iter().flatten().enumerate() {
+            e["time"] = json!(t);
+            lines.push(e.to_string());
+        }
+        if let Ok(h) = parse_jsonl(&lines.join("\n")) {
+            let r = check(&h);
+            let _ = r.render_text();
+            let page = checker::html::render(&h, &r);
+            prop_assert!(page.contains("render-status"));
+        }
+    }
+}
