@@ -3,10 +3,15 @@
 //! Every setting has a Kafka-style dotted name. Unknown names are an error,
 //! so a typo on the command line never silently does nothing.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use crate::storage::FlushPolicy;
+use crate::controller::ControllerConfig;
+use crate::quorum::{ControllerNodeConfig, QuorumClient};
+use crate::raft::{NodeId, RaftConfig};
 
 /// A setting that could not be applied.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -27,6 +32,76 @@ pub enum ConfigError {
         /// What the setting accepts.
         expected: &'static str,
     },
+    /// A role is on but a setting it needs is not set.
+    #[error("{role} role needs {key}: {why}")]
+    Missing {
+        /// The role (`process.roles`) that needs it.
+        role: &'static str,
+        /// The missing setting.
+        key: &'static str,
+        /// What the setting is for.
+        why: &'static str,
+    },
+    /// Settings that parse one by one but do not fit together.
+    #[error("{key}: {reason}")]
+    Inconsistent {
+        /// The setting to fix.
+        key: &'static str,
+        /// What does not fit.
+        reason: String,
+    },
+}
+
+/// What one process runs (`process.roles`): the Kafka-facing broker, a
+/// controller of the metadata quorum, or both in one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles {
+    /// Serve Kafka clients on `--listen`.
+    pub broker: bool,
+    /// Be a voter of the controller quorum.
+    pub controller: bool,
+}
+
+impl Default for ProcessRoles {
+    fn default() -> Self {
+        Self {
+            broker: true,
+            controller: false,
+        }
+    }
+}
+
+impl FromStr for ProcessRoles {
+    type Err = ();
+
+    /// `broker`, `controller`, or both separated by a comma (any order).
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let mut roles = Self {
+            broker: false,
+            controller: false,
+        };
+        for role in text.split(',').map(str::trim) {
+            let seen = match role {
+                "broker" => &mut roles.broker,
+                "controller" => &mut roles.controller,
+                _ => return Err(()),
+            };
+            if std::mem::replace(seen, true) {
+                return Err(()); // a role named twice is a typo, not a wish
+            }
+        }
+        Ok(roles)
+    }
+}
+
+impl std::fmt::Display for ProcessRoles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.broker, self.controller) {
+            (true, true) => f.write_str("broker,controller"),
+            (false, true) => f.write_str("controller"),
+            _ => f.write_str("broker"),
+        }
+    }
 }
 
 /// Settings of one broker node.
@@ -66,6 +141,31 @@ pub struct BrokerConfig {
     pub controller_request_timeout_ms: u64,
     /// How often retention and compaction run (`log.retention.check.interval.ms`).
     pub log_retention_check_interval_ms: u64,
+    /// What this process runs (`process.roles`, default `broker`).
+    pub process_roles: ProcessRoles,
+    /// Where this controller takes Raft messages from the other controllers
+    /// (`controller.raft.listen`).
+    pub controller_raft_listen: Option<SocketAddr>,
+    /// Where this controller takes broker requests (`controller.api.listen`);
+    /// the address `controller.quorum.voters` names for it.
+    pub controller_api_listen: Option<SocketAddr>,
+    /// Every voter's Raft address, `ID@HOST:PORT,...`, ids being `node.id`s
+    /// (`controller.raft.voters`). Empty: unset.
+    pub controller_raft_voters: BTreeMap<NodeId, String>,
+    /// Run a pre-vote round before an election (`raft.prevote`).
+    pub raft_prevote: bool,
+    /// Sync the Raft log before acknowledging (`raft.fsync`); false is a
+    /// teaching knob that loses committed metadata on power loss.
+    pub raft_fsync: bool,
+    /// Election timeout in ticks (`raft.election_tick`).
+    pub raft_election_tick: u32,
+    /// Leader heartbeat period in ticks (`raft.heartbeat_tick`).
+    pub raft_heartbeat_tick: u32,
+    /// Milliseconds per Raft tick (`raft.tick.ms`).
+    pub raft_tick_ms: u64,
+    /// A broker silent this long is fenced by the controllers
+    /// (`broker.session.timeout.ms`).
+    pub broker_session_timeout_ms: i64,
 }
 
 impl Default for BrokerConfig {
@@ -87,6 +187,16 @@ impl Default for BrokerConfig {
             broker_heartbeat_interval_ms: 1_000,
             controller_request_timeout_ms: 1_000,
             log_retention_check_interval_ms: 5_000,
+            process_roles: ProcessRoles::default(),
+            controller_raft_listen: None,
+            controller_api_listen: None,
+            controller_raft_voters: BTreeMap::new(),
+            raft_prevote: true,
+            raft_fsync: true,
+            raft_election_tick: 10,
+            raft_heartbeat_tick: 2,
+            raft_tick_ms: 100,
+            broker_session_timeout_ms: ControllerConfig::default().broker_session_timeout_ms,
         }
     }
 }
@@ -97,6 +207,30 @@ fn parse_number<T: FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
         value: value.into(),
         expected: "a number",
     })
+}
+
+fn parse_socket_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        expected: "an IP:PORT socket address, e.g. 0.0.0.0:9093",
+    })
+}
+
+/// Parses `ID@HOST:PORT,...`; every address must end in a port.
+fn parse_voters(key: &str, value: &str) -> Result<BTreeMap<NodeId, String>, ConfigError> {
+    let invalid = || ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        expected: "ID@HOST:PORT,... with distinct numeric ids",
+    };
+    let voters = QuorumClient::parse_voters(value).map_err(|_| invalid())?;
+    let listed = value.split(',').filter(|part| !part.trim().is_empty()).count();
+    let has_port = |addr: &String| addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if voters.is_empty() || voters.len() != listed || !voters.values().all(has_port) {
+        return Err(invalid());
+    }
+    Ok(voters)
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -129,6 +263,16 @@ impl BrokerConfig {
         "broker.heartbeat.interval.ms",
         "controller.request.timeout.ms",
         "log.retention.check.interval.ms",
+        "process.roles",
+        "controller.raft.listen",
+        "controller.api.listen",
+        "controller.raft.voters",
+        "raft.prevote",
+        "raft.fsync",
+        "raft.election_tick",
+        "raft.heartbeat_tick",
+        "raft.tick.ms",
+        "broker.session.timeout.ms",
     ];
 
     /// Applies one `KEY=VALUE` pair.
@@ -159,6 +303,22 @@ impl BrokerConfig {
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_number(key, value)?,
             "controller.request.timeout.ms" => self.controller_request_timeout_ms = parse_number(key, value)?,
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse_number(key, value)?,
+            "process.roles" => {
+                self.process_roles = value.parse().map_err(|()| ConfigError::InvalidValue {
+                    key: key.into(),
+                    value: value.into(),
+                    expected: "broker | controller | broker,controller",
+                })?
+            }
+            "controller.raft.listen" => self.controller_raft_listen = Some(parse_socket_addr(key, value)?),
+            "controller.api.listen" => self.controller_api_listen = Some(parse_socket_addr(key, value)?),
+            "controller.raft.voters" => self.controller_raft_voters = parse_voters(key, value)?,
+            "raft.prevote" => self.raft_prevote = parse_bool(key, value)?,
+            "raft.fsync" => self.raft_fsync = parse_bool(key, value)?,
+            "raft.election_tick" => self.raft_election_tick = parse_number(key, value)?,
+            "raft.heartbeat_tick" => self.raft_heartbeat_tick = parse_number(key, value)?,
+            "raft.tick.ms" => self.raft_tick_ms = parse_number(key, value)?,
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_number(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())
@@ -167,6 +327,132 @@ impl BrokerConfig {
     /// Applies every pair in order; the first bad one is the error.
     pub fn apply<'a>(&mut self, pairs: impl IntoIterator<Item = &'a str>) -> Result<(), ConfigError> {
         pairs.into_iter().try_for_each(|pair| self.set(pair))
+    }
+
+    /// Checks that the settings fit the roles this process runs; call it
+    /// once every pair is applied (the order of pairs must not matter).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let roles = self.process_roles;
+        if !roles.broker && !roles.controller {
+            // Unreachable through `set`, but the fields are public.
+            return Err(ConfigError::Inconsistent {
+                key: "process.roles",
+                reason: "names no role".into(),
+            });
+        }
+        if roles.controller {
+            self.controller_node_config()?;
+        }
+        if roles.broker && roles.controller {
+            let Some(text) = &self.controller_quorum_voters else {
+                return Err(ConfigError::Missing {
+                    role: "broker,controller",
+                    key: "controller.quorum.voters",
+                    why: "the controllers' API addresses this broker registers with (else it would keep metadata of its own)",
+                });
+            };
+            let api_voters = parse_voters("controller.quorum.voters", text)?;
+            // Leader hints are Raft ids that brokers look up among the API
+            // voters, so both lists must name the same controllers.
+            if !api_voters.keys().eq(self.controller_raft_voters.keys()) {
+                return Err(ConfigError::Inconsistent {
+                    key: "controller.quorum.voters",
+                    reason: format!(
+                        "ids {:?} differ from the ids of controller.raft.voters {:?}",
+                        api_voters.keys().collect::<Vec<_>>(),
+                        self.controller_raft_voters.keys().collect::<Vec<_>>()
+                    ),
+                });
+            }
+            if self.broker_heartbeat_interval_ms as i64 >= self.broker_session_timeout_ms {
+                return Err(ConfigError::Inconsistent {
+                    key: "broker.session.timeout.ms",
+                    reason: format!(
+                        "{} ms must exceed broker.heartbeat.interval.ms ({} ms), or every broker is fenced between heartbeats",
+                        self.broker_session_timeout_ms, self.broker_heartbeat_interval_ms
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// How this process runs its controller: the Raft log lives in
+    /// `<log.dir>/__raft` (topic logs are `<topic>-<partition>`, so the
+    /// names cannot meet). Fails with what is missing or inconsistent.
+    pub fn controller_node_config(&self) -> Result<ControllerNodeConfig, ConfigError> {
+        const ROLE: &str = "controller";
+        let node_id = NodeId::try_from(self.node_id).map_err(|_| ConfigError::Inconsistent {
+            key: "node.id",
+            reason: format!("{} is negative; a controller's node.id is its Raft id", self.node_id),
+        })?;
+        let raft_listen = self.controller_raft_listen.ok_or(ConfigError::Missing {
+            role: ROLE,
+            key: "controller.raft.listen",
+            why: "where the other controllers send Raft messages",
+        })?;
+        let api_listen = self.controller_api_listen.ok_or(ConfigError::Missing {
+            role: ROLE,
+            key: "controller.api.listen",
+            why: "where brokers send metadata requests",
+        })?;
+        if raft_listen == api_listen {
+            return Err(ConfigError::Inconsistent {
+                key: "controller.api.listen",
+                reason: format!("{api_listen} is also controller.raft.listen; the two need their own ports"),
+            });
+        }
+        if self.controller_raft_voters.is_empty() {
+            return Err(ConfigError::Missing {
+                role: ROLE,
+                key: "controller.raft.voters",
+                why: "every voter's Raft address, ID@HOST:PORT,..., this node included",
+            });
+        }
+        if !self.controller_raft_voters.contains_key(&node_id) {
+            return Err(ConfigError::Inconsistent {
+                key: "controller.raft.voters",
+                reason: format!("does not name this node (node.id={node_id})"),
+            });
+        }
+        if self.raft_tick_ms == 0 {
+            return Err(ConfigError::Inconsistent {
+                key: "raft.tick.ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.broker_session_timeout_ms <= 0 {
+            return Err(ConfigError::Inconsistent {
+                key: "broker.session.timeout.ms",
+                reason: "must be positive".into(),
+            });
+        }
+        let mut raft = RaftConfig::new(node_id, self.controller_raft_voters.keys().copied().collect());
+        raft.prevote = self.raft_prevote;
+        raft.election_tick = self.raft_election_tick;
+        raft.heartbeat_tick = self.raft_heartbeat_tick;
+        // Checked here so a bad tick setting is a start-up error, not a
+        // controller that fails (and is restarted) forever.
+        raft.validate().map_err(|error| ConfigError::Inconsistent {
+            key: "raft.election_tick",
+            reason: error.to_string(),
+        })?;
+        Ok(ControllerNodeConfig {
+            node_id,
+            raft_peers: self.controller_raft_voters.clone(),
+            raft_listen,
+            api_listen,
+            data_dir: self.data_dir.join("__raft"),
+            raft,
+            fsync: self.raft_fsync,
+            tick_ms: self.raft_tick_ms,
+            metadata: ControllerConfig {
+                broker_session_timeout_ms: self.broker_session_timeout_ms,
+                ..ControllerConfig::default()
+            },
+            // Distinct from the broker's own use of the seed.
+            seed: self.seed ^ 0xc0de_0000_0000_0000 ^ node_id,
+        })
     }
 }
 
@@ -191,5 +477,94 @@ mod tests {
         assert!(matches!(config.set("nonsense"), Err(ConfigError::NotKeyValue(_))));
         config.set("log.flush=never").unwrap();
         assert_eq!(config.log_flush, FlushPolicy::Never);
+    }
+
+    fn controller(extra: &[&str]) -> BrokerConfig {
+        let mut config = BrokerConfig::default();
+        config
+            .apply([
+                "process.roles=broker,controller",
+                "node.id=2",
+                "controller.raft.listen=127.0.0.1:9193",
+                "controller.api.listen=127.0.0.1:9194",
+                "controller.raft.voters=1@h1:9193,2@127.0.0.1:9193,3@h3:9193",
+                "controller.quorum.voters=1@h1:9194,2@127.0.0.1:9194,3@h3:9194",
+            ])
+            .unwrap();
+        config.apply(extra.iter().copied()).unwrap();
+        config
+    }
+
+    #[test]
+    fn process_roles_default_to_broker_and_reject_typos() {
+        let mut config = BrokerConfig::default();
+        assert_eq!(config.process_roles, ProcessRoles { broker: true, controller: false });
+        config.validate().unwrap();
+        config.set("process.roles=controller, broker").unwrap();
+        assert_eq!(config.process_roles, ProcessRoles { broker: true, controller: true });
+        for bad in ["process.roles=", "process.roles=brokers", "process.roles=broker,broker"] {
+            assert!(matches!(config.set(bad), Err(ConfigError::InvalidValue { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn controller_settings_build_the_controller_config() {
+        let config = controller(&["raft.prevote=false", "raft.fsync=false", "raft.tick.ms=50", "broker.session.timeout.ms=3000"]);
+        config.validate().unwrap();
+        let node = config.controller_node_config().unwrap();
+        assert_eq!(node.node_id, 2);
+        assert_eq!(node.raft.voters, vec![1, 2, 3]);
+        assert_eq!(node.raft_peers[&3], "h3:9193");
+        assert_eq!(node.api_listen.port(), 9194);
+        assert_eq!(node.data_dir, PathBuf::from("data").join("__raft"));
+        assert!(!node.raft.prevote && !node.fsync);
+        assert_eq!((node.tick_ms, node.metadata.broker_session_timeout_ms), (50, 3000));
+    }
+
+    #[test]
+    fn controller_role_names_what_is_missing_or_inconsistent() {
+        let missing = |key: &str| {
+            let mut config = BrokerConfig::default();
+            config.set("process.roles=controller").unwrap();
+            config.set("node.id=1").unwrap();
+            for pair in ["controller.raft.listen=127.0.0.1:1", "controller.api.listen=127.0.0.1:2", "controller.raft.voters=1@h:1"] {
+                if !pair.starts_with(key) {
+                    config.set(pair).unwrap();
+                }
+            }
+            config.validate()
+        };
+        for key in ["controller.raft.listen", "controller.api.listen", "controller.raft.voters"] {
+            assert!(matches!(missing(key), Err(ConfigError::Missing { key: k, .. }) if k == key), "{key}");
+        }
+        assert_eq!(missing("none"), Ok(()), "a controller-only process needs no controller.quorum.voters");
+
+        let not_a_voter = controller(&["node.id=4"]);
+        assert!(matches!(not_a_voter.validate(), Err(ConfigError::Inconsistent { key: "controller.raft.voters", .. })));
+        let negative = controller(&["node.id=-1"]);
+        assert!(matches!(negative.validate(), Err(ConfigError::Inconsistent { key: "node.id", .. })));
+        let ticks = controller(&["raft.election_tick=2"]);
+        assert!(matches!(ticks.validate(), Err(ConfigError::Inconsistent { key: "raft.election_tick", .. })));
+        let ids = controller(&["controller.quorum.voters=1@h1:9194,2@h2:9194"]);
+        assert!(matches!(ids.validate(), Err(ConfigError::Inconsistent { key: "controller.quorum.voters", .. })));
+        let session = controller(&["broker.session.timeout.ms=1000"]);
+        assert!(matches!(session.validate(), Err(ConfigError::Inconsistent { key: "broker.session.timeout.ms", .. })));
+        let mut no_api_voters = controller(&[]);
+        no_api_voters.controller_quorum_voters = None;
+        assert!(matches!(no_api_voters.validate(), Err(ConfigError::Missing { key: "controller.quorum.voters", .. })));
+    }
+
+    #[test]
+    fn controller_addresses_are_parsed_when_set() {
+        let mut config = BrokerConfig::default();
+        for bad in [
+            "controller.raft.listen=localhost",
+            "controller.raft.voters=1@h1",
+            "controller.raft.voters=1@h1:1,1@h2:1",
+            "controller.raft.voters=x@h1:1",
+            "controller.raft.voters=",
+        ] {
+            assert!(matches!(config.set(bad), Err(ConfigError::InvalidValue { .. })), "{bad}");
+        }
     }
 }

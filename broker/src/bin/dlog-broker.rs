@@ -5,6 +5,13 @@
 //! ```
 //! SIGTERM or Ctrl-C: stop accepting, flush every log, mark it cleanly
 //! closed, exit 0.
+//!
+//! `process.roles` picks what the process runs: `broker` (the default),
+//! `controller` (a voter of the metadata quorum, its Raft log in
+//! `<data-dir>/__raft`), or `broker,controller` (both, in one process). A
+//! controller whose storage fails stops (fail-stop) and is started again
+//! from disk by this process, as the simulation's supervisor does; any other
+//! controller failure ends the process with an error.
 
 #[cfg(madsim)]
 fn main() {
@@ -23,12 +30,21 @@ mod production {
     use std::path::PathBuf;
     use std::sync::Arc;
 
+    use std::time::Duration;
+
     use anyhow::Context;
     use broker::clock::SystemClock;
     use broker::config::BrokerConfig;
     use broker::disk::RealDisk;
+    use broker::quorum::controller::ControllerError;
+    use broker::quorum::{run_controller, ControllerNodeConfig, ControllerStats};
     use broker::server::{serve, Broker};
     use clap::Parser;
+
+    /// First pause before a failed controller is started again; doubles per
+    /// consecutive failure up to the cap, so a dead disk does not flood the log.
+    const CONTROLLER_RESTART_MS: u64 = 1_000;
+    const CONTROLLER_RESTART_MS_MAX: u64 = 30_000;
 
     /// The DistributedLog broker.
     #[derive(Parser, Debug)]
@@ -63,6 +79,9 @@ mod production {
         config
             .apply(args.config.iter().map(String::as_str))
             .context("invalid --config")?;
+        config
+            .validate()
+            .with_context(|| format!("invalid --config for process.roles={}", config.process_roles))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -80,20 +99,107 @@ mod production {
     }
 
     async fn run(config: BrokerConfig, listen: SocketAddr) -> anyhow::Result<()> {
-        let broker = Broker::open(config, Arc::new(RealDisk), Arc::new(SystemClock)).context("opening the broker")?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
-        tracing::info!(%listen, "dlog-broker listening");
+        let roles = config.process_roles;
+        // The controller starts first: the broker of this same process
+        // registers with the quorum as soon as it serves.
+        let mut controller = if roles.controller {
+            let node = config.controller_node_config().context("invalid controller settings")?;
+            tracing::info!(
+                node_id = node.node_id,
+                raft = %node.raft_listen,
+                api = %node.api_listen,
+                dir = %node.data_dir.display(),
+                "controller starting"
+            );
+            Some(tokio::spawn(supervise_controller(node)))
+        } else {
+            None
+        };
+        let mut broker = None;
+        let mut serving = None;
+        if roles.broker {
+            let opened = Broker::open(config, Arc::new(RealDisk), Arc::new(SystemClock)).context("opening the broker")?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            tracing::info!(%listen, "dlog-broker listening");
+            serving = Some(tokio::spawn(serve(opened.clone(), listener)));
+            broker = Some(opened);
+        }
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
-        tokio::select! {
-            result = serve(broker.clone(), listener) => result.context("serving")?,
-            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+        let outcome: anyhow::Result<()> = tokio::select! {
+            served = join_or_pending(serving.as_mut()) => match served {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the broker stopped serving")),
+                Ok(Err(error)) => Err(anyhow::Error::new(error).context("serving")),
+                Err(error) => Err(anyhow::Error::new(error).context("the broker task failed")),
+            },
+            stopped = join_or_pending(controller.as_mut()) => match stopped {
+                Ok(error) => Err(error),
+                Err(error) => Err(anyhow::Error::new(error).context("the controller task failed")),
+            },
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                Ok(())
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupt: shutting down");
+                Ok(())
+            }
+        };
+        // Stop taking requests before the final flush, so nothing is
+        // appended after it. The controller needs no flush: it syncs its
+        // log before answering anything (with raft.fsync=true).
+        if let Some(task) = &serving {
+            task.abort();
         }
-        broker.shutdown();
-        tracing::info!("clean shutdown complete");
-        Ok(())
+        if let Some(task) = &controller {
+            task.abort();
+        }
+        if let Some(broker) = broker {
+            broker.shutdown();
+        }
+        if outcome.is_ok() {
+            tracing::info!("clean shutdown complete");
+        }
+        outcome
+    }
+
+    /// A task's result, or never when there is no task (that role is off).
+    async fn join_or_pending<T>(task: Option<&mut tokio::task::JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+        match task {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Runs the controller until it fails for good, restarting it from disk
+    /// after each storage failure (the controller stops on one: fail-stop).
+    /// What cannot heal by itself ends it: a bad recovered log or snapshot,
+    /// or a port that is taken when the process starts. Returns why.
+    async fn supervise_controller(node: ControllerNodeConfig) -> anyhow::Error {
+        let stats = Arc::new(ControllerStats::default());
+        let mut restart_ms = CONTROLLER_RESTART_MS;
+        let mut started_once = false;
+        loop {
+            let run = run_controller(node.clone(), Arc::new(RealDisk), Arc::new(SystemClock), stats.clone()).await;
+            let error = match run {
+                Ok(()) => return anyhow::anyhow!("the controller stopped"),
+                Err(error) => error,
+            };
+            let retry = match &error {
+                ControllerError::Storage(_) => true,
+                // After a restart the old listener may not be released yet.
+                ControllerError::Bind { .. } => started_once,
+                ControllerError::Raft(_) | ControllerError::Metadata(_) => false,
+            };
+            if !retry {
+                return anyhow::Error::new(error).context("the controller cannot run");
+            }
+            started_once = true;
+            tracing::error!(%error, restart_ms, "controller stopped; restarting it from disk");
+            tokio::time::sleep(Duration::from_millis(restart_ms)).await;
+            restart_ms = (restart_ms * 2).min(CONTROLLER_RESTART_MS_MAX);
+        }
     }
 }
