@@ -43,6 +43,9 @@ pub struct LogGen {
     pub poll_batch: usize,
     /// Every this many records an offset is left empty, as a transaction marker would.
     pub marker_every: u64,
+    /// Values per send operation, each to a random key (more than one makes
+    /// concurrent sends form allowed G0 cycles).
+    pub sends_per_op: usize,
     pub seed: u64,
 }
 
@@ -54,13 +57,16 @@ impl Default for LogGen {
             processes: 10,
             poll_batch: 4,
             marker_every: 50,
+            sends_per_op: 1,
             seed: 1,
         }
     }
 }
 
 enum InFlight {
-    Send { key: usize, value: u64 },
+    /// (key, value, offset once appended): a send's records land one at a
+    /// time, each at a random step, so concurrent multi-key sends interleave.
+    Send(Vec<(usize, u64, Option<u64>)>),
     Poll,
 }
 
@@ -135,11 +141,21 @@ pub fn log_history(cfg: &LogGen) -> String {
         let pi = p as usize;
         if let Some(op) = in_flight[pi].take() {
             match op {
-                InFlight::Send { key, value } => {
-                    let offset = next_offset[key];
-                    next_offset[key] += if cfg.marker_every > 0 && (offset + 1).is_multiple_of(cfg.marker_every) { 2 } else { 1 };
-                    log[key].push((offset, value));
-                    let v = format!("[[\"send\",\"t-{key}\",[{offset},{value}]]]");
+                InFlight::Send(mut sends) => {
+                    if let Some(pending) = sends.iter_mut().find(|s| s.2.is_none()) {
+                        let key = pending.0;
+                        let offset = next_offset[key];
+                        next_offset[key] += if cfg.marker_every > 0 && (offset + 1).is_multiple_of(cfg.marker_every) { 2 } else { 1 };
+                        log[key].push((offset, pending.1));
+                        pending.2 = Some(offset);
+                        in_flight[pi] = Some(InFlight::Send(sends));
+                        continue;
+                    }
+                    let parts: Vec<String> = sends
+                        .iter()
+                        .map(|(key, value, offset)| format!("[\"send\",\"t-{key}\",[{},{value}]]", offset.unwrap_or(0)))
+                        .collect();
+                    let v = format!("[{}]", parts.join(","));
                     line(&mut out, &mut time_ns, &mut events, p, "ok", "send", &v);
                 }
                 InFlight::Poll => {
@@ -157,12 +173,18 @@ pub fn log_history(cfg: &LogGen) -> String {
             continue;
         }
         if p < producers {
-            let key = rng.below(keys as u64) as usize;
-            let value = next_value;
-            next_value += 1;
-            let v = format!("[[\"send\",\"t-{key}\",{value}]]");
+            let mut sends = Vec::with_capacity(cfg.sends_per_op.max(1));
+            let mut parts = Vec::with_capacity(cfg.sends_per_op.max(1));
+            for _ in 0..cfg.sends_per_op.max(1) {
+                let key = rng.below(keys as u64) as usize;
+                let value = next_value;
+                next_value += 1;
+                parts.push(format!("[\"send\",\"t-{key}\",{value}]"));
+                sends.push((key, value, None));
+            }
+            let v = format!("[{}]", parts.join(","));
             line(&mut out, &mut time_ns, &mut events, p, "invoke", "send", &v);
-            in_flight[pi] = Some(InFlight::Send { key, value });
+            in_flight[pi] = Some(InFlight::Send(sends));
         } else {
             line(&mut out, &mut time_ns, &mut events, p, "invoke", "poll", "[[\"poll\"]]");
             in_flight[pi] = Some(InFlight::Poll);

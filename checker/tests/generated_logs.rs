@@ -36,3 +36,20 @@ fn dropping_one_read_record_is_caught() {
     let r = check(&parse_jsonl(&lines.join("\n")).expect("still well-formed"));
     assert_eq!(r.valid, Validity::Invalid, "{}", r.render_text());
 }
+
+#[test]
+fn concurrent_multi_key_sends_form_g0_cycles() {
+    // Records of one send land one at a time, so concurrent multi-key sends
+    // interleave differently on different keys: G0 cycles, allowed. A poll
+    // can also see part of a send before it completes, and a send invoked
+    // after that poll can land before the rest: a G1c-realtime cycle, which
+    // the rules count as invalid for plain sends too.
+    let text = log_history(&LogGen { events: 5_000, keys: 3, processes: 8, sends_per_op: 3, ..Default::default() });
+    let r = check(&parse_jsonl(&text).unwrap());
+    assert!(r.anomalies.contains_key("G0"), "{}", r.render_text());
+    for name in r.disallowed() {
+        assert_eq!(name, "G1c-realtime", "{}", r.render_text());
+    }
+    let ex = &r.anomalies["G0"].examples[0];
+    assert_eq!(ex.ops.len(), 2, "the smallest G0 witness is a two-operation cycle");
+}

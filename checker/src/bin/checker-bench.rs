@@ -35,6 +35,10 @@ struct Args {
     /// --register-processes, 10% info) to this file and exit.
     #[arg(long)]
     write_register_history: Option<std::path::PathBuf>,
+    /// Values per send in the generated log history (above 1, concurrent
+    /// multi-key sends form allowed G0 cycles that the cycle search must explain).
+    #[arg(long, default_value_t = 1)]
+    sends_per_op: usize,
     #[arg(long, default_value_t = 1000)]
     register_ops: usize,
     #[arg(long, default_value_t = 10)]
@@ -91,6 +95,7 @@ fn main() -> anyhow::Result<()> {
         events: n,
         keys: 100,
         processes: 50,
+        sends_per_op: args.sends_per_op,
         ..Default::default()
     });
     if let Some(path) = &args.write_log_history {

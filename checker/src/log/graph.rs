@@ -54,6 +54,10 @@ impl Graph {
 
 const UNSEEN: u32 = u32::MAX;
 
+/// States the cycle searches of one component may visit before settling for
+/// the shortest cycle found so far.
+const MAX_VISITS: usize = 1 << 16;
+
 /// Reusable scratch space for repeated SCC searches over subsets of one graph.
 pub(crate) struct Tarjan {
     index: Vec<u32>,
@@ -159,23 +163,31 @@ impl Tarjan {
     }
 }
 
-/// The shortest cycle inside `members` (sorted) that uses only edges in `mask`
+/// The shortest cycle inside `members` (`inside` tells membership) that uses only edges in `mask`
 /// and includes at least one edge of each type in `required`. Returns the nodes
 /// of the cycle in order, each with the kind of the edge to the next one.
-/// Tries at most `attempts` starting edges, so a huge component stays cheap.
-pub(crate) fn find_cycle(g: &Graph, members: &[u32], mask: u8, required: u8, attempts: usize) -> Option<Vec<(u32, u8)>> {
+/// Tries at most `attempts` starting edges, and stops trying new ones once
+/// the searches have visited [`MAX_VISITS`] states, so a huge component stays cheap.
+pub(crate) fn find_cycle(
+    g: &Graph,
+    members: &[u32],
+    inside: &dyn Fn(u32) -> bool,
+    mask: u8,
+    required: u8,
+    attempts: usize,
+) -> Option<Vec<(u32, u8)>> {
     use std::collections::VecDeque;
-    let inside = |v: u32| members.binary_search(&v).is_ok();
     // The first required type (or any allowed edge) picks the starting edges.
     let first = if required == 0 { mask } else { required & required.wrapping_neg() };
     let mut tried = 0;
+    let mut visits = 0usize;
     let mut best: Option<Vec<(u32, u8)>> = None;
     for &a in members {
         for (b, k) in g.out(a) {
             if k & first == 0 || k & mask == 0 || !inside(b) {
                 continue;
             }
-            if tried >= attempts {
+            if tried >= attempts || (visits >= MAX_VISITS && best.is_some()) {
                 return best;
             }
             tried += 1;
@@ -187,6 +199,7 @@ pub(crate) fn find_cycle(g: &Graph, members: &[u32], mask: u8, required: u8, att
             prev.insert((b, start_mask), (a, start_mask, k));
             let mut goal = None;
             while let Some((v, m)) = queue.pop_front() {
+                visits += 1;
                 if v == a && m & required == required {
                     goal = Some((v, m));
                     break;
@@ -217,6 +230,9 @@ pub(crate) fn find_cycle(g: &Graph, members: &[u32], mask: u8, required: u8, att
             cycle.extend(rev.into_iter().rev());
             if best.as_ref().is_none_or(|c| cycle.len() < c.len()) {
                 best = Some(cycle);
+            }
+            if best.as_ref().is_some_and(|c| c.len() <= 2) {
+                return best; // no cycle is shorter
             }
         }
     }
