@@ -5,6 +5,8 @@
 //! one node (not the leader of the partition under test) is killed with
 //! SIGKILL, and the two left still form a quorum: a new topic can be
 //! created, and the partition under test still takes and serves records.
+//! Last, the whole cluster is killed and started again: topics and
+//! acknowledged records are still there.
 #![cfg(not(madsim))]
 
 use std::net::{TcpListener, TcpStream};
@@ -36,6 +38,8 @@ struct NodePorts {
 struct RealCluster {
     dir: PathBuf,
     ports: Vec<NodePorts>,
+    /// Each node's command line, to start it again after a kill.
+    arguments: Vec<Vec<String>>,
     children: Vec<Option<Child>>,
 }
 
@@ -82,10 +86,16 @@ impl RealCluster {
         };
         let raft_voters = voters(|p| p.raft);
         let api_voters = voters(|p| p.api);
-        let mut children = Vec::new();
+        let mut arguments = Vec::new();
         for (i, p) in ports.iter().enumerate() {
             let id = i + 1;
-            let settings = [
+            let mut args = vec![
+                "--listen".to_string(),
+                format!("127.0.0.1:{}", p.broker),
+                "--data-dir".to_string(),
+                dir.join(format!("node-{id}")).display().to_string(),
+            ];
+            for setting in [
                 "process.roles=broker,controller".to_string(),
                 format!("node.id={id}"),
                 format!("controller.raft.listen=127.0.0.1:{}", p.raft),
@@ -97,28 +107,47 @@ impl RealCluster {
                 "raft.tick.ms=50".to_string(),
                 "broker.heartbeat.interval.ms=500".to_string(),
                 "broker.session.timeout.ms=4000".to_string(),
-            ];
-            let log = std::fs::File::create(dir.join(format!("node-{id}.log"))).unwrap();
-            let mut command = Command::new(workspace_binary("dlog-broker"));
-            command
-                .args(["--listen", &format!("127.0.0.1:{}", p.broker), "--data-dir"])
-                .arg(dir.join(format!("node-{id}")))
-                .stdout(Stdio::null())
-                .stderr(log);
-            for setting in &settings {
-                command.args(["--config", setting]);
+            ] {
+                args.extend(["--config".to_string(), setting]);
             }
-            children.push(Some(command.spawn().expect("dlog-broker starts")));
+            arguments.push(args);
         }
         let mut cluster = Self {
             dir: dir.into(),
             ports,
-            children,
+            arguments,
+            children: (0..NODES).map(|_| None).collect(),
         };
+        for node in 0..NODES {
+            cluster.spawn(node);
+        }
         for node in 0..NODES {
             cluster.wait_listening(node).await;
         }
         cluster
+    }
+
+    /// Starts `node`; stderr is appended to `<dir>/node-N.log`, so a
+    /// restarted node's log follows its first life's.
+    fn spawn(&mut self, node: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node-{}.log", node + 1)))
+            .unwrap();
+        let child = Command::new(workspace_binary("dlog-broker"))
+            .args(&self.arguments[node])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("dlog-broker starts");
+        self.children[node] = Some(child);
+    }
+
+    /// Starts a killed node again on the same ports and data directory.
+    async fn restart(&mut self, node: usize) {
+        self.spawn(node);
+        self.wait_listening(node).await;
     }
 
     async fn wait_listening(&mut self, node: usize) {
@@ -258,7 +287,7 @@ fn expected(tp: &TopicPartition, from: i64, to: i64) -> Vec<(i64, String)> {
 }
 
 #[tokio::test]
-async fn three_node_cluster_keeps_metadata_writable_after_a_sigkill() {
+async fn three_node_cluster_survives_one_sigkill_and_a_full_restart() {
     let dir = std::env::temp_dir().join(format!("dlog-real-cluster-{}", std::process::id()));
     let mut cluster = RealCluster::start(&dir).await;
 
@@ -288,16 +317,20 @@ async fn three_node_cluster_keeps_metadata_writable_after_a_sigkill() {
     // Two of three controllers are a majority: metadata writes go on.
     let after = "real-cluster-after-kill";
     create_topic(&cluster.bootstrap(survivor), after).await;
-    let mut metadata = Cluster::new(&cluster.bootstrap(survivor), "real-cluster-metadata", 5_000);
-    tokio::time::timeout(WAIT_TIMEOUT, metadata.refresh(&[after.to_string()]))
-        .await
-        .expect("metadata within 20 s")
-        .expect("metadata");
-    assert_eq!(
-        metadata.partition_count(after),
-        Some(PARTITIONS),
-        "a topic created with 2 of 3 controllers is in the metadata"
-    );
+    // Both surviving nodes read it from the quorum (linearizable reads).
+    for node in (0..NODES).filter(|&node| node != victim) {
+        let mut metadata = Cluster::new(&cluster.bootstrap(node), "real-cluster-metadata", 5_000);
+        tokio::time::timeout(WAIT_TIMEOUT, metadata.refresh(&[after.to_string()]))
+            .await
+            .expect("metadata within 20 s")
+            .expect("metadata");
+        assert_eq!(
+            metadata.partition_count(after),
+            Some(PARTITIONS),
+            "node {}: a topic created with 2 of 3 controllers is in the metadata",
+            node + 1
+        );
+    }
 
     // And the partition under test, whose leader lives, still works.
     produce(&cluster.bootstrap(survivor), &tested, RECORDS_PER_PARTITION, 2 * RECORDS_PER_PARTITION).await;
@@ -305,5 +338,23 @@ async fn three_node_cluster_keeps_metadata_writable_after_a_sigkill() {
         consume(&cluster.bootstrap(survivor), &tested, 0, 2 * RECORDS_PER_PARTITION).await,
         expected(&tested, 0, 2 * RECORDS_PER_PARTITION),
         "{tested}: records from before and after the kill, in order, once"
+    );
+
+    // Power off the rest, then start all three again: the controllers
+    // recover the metadata from their Raft logs in <data-dir>/__raft, the
+    // brokers their partition logs.
+    for node in 0..NODES {
+        cluster.kill(node);
+    }
+    for node in 0..NODES {
+        cluster.restart(node).await;
+    }
+    let leaders_after_restart = wait_for_leaders(&cluster.bootstrap(victim), topic).await;
+    assert_eq!(leaders_after_restart[0], leaders[0], "{tested} keeps its only replica as leader");
+    wait_for_leaders(&cluster.bootstrap(victim), after).await;
+    assert_eq!(
+        consume(&cluster.bootstrap(victim), &tested, 0, 2 * RECORDS_PER_PARTITION).await,
+        expected(&tested, 0, 2 * RECORDS_PER_PARTITION),
+        "{tested}: every acknowledged record survives SIGKILL of the whole cluster"
     );
 }
