@@ -342,6 +342,20 @@ impl BrokerConfig {
         }
         if roles.controller {
             self.controller_node_config()?;
+        } else {
+            // Like an unknown key: a controller address on a process that
+            // runs no controller is a forgotten `process.roles`, not a wish.
+            let controller_only = [
+                ("controller.raft.listen", self.controller_raft_listen.is_some()),
+                ("controller.api.listen", self.controller_api_listen.is_some()),
+                ("controller.raft.voters", !self.controller_raft_voters.is_empty()),
+            ];
+            if let Some((key, _)) = controller_only.into_iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Inconsistent {
+                    key,
+                    reason: "is set, but process.roles has no controller".into(),
+                });
+            }
         }
         if roles.broker && roles.controller {
             let Some(text) = &self.controller_quorum_voters else {
@@ -549,6 +563,8 @@ mod tests {
         assert!(matches!(ids.validate(), Err(ConfigError::Inconsistent { key: "controller.quorum.voters", .. })));
         let session = controller(&["broker.session.timeout.ms=1000"]);
         assert!(matches!(session.validate(), Err(ConfigError::Inconsistent { key: "broker.session.timeout.ms", .. })));
+        let forgotten_role = controller(&["process.roles=broker"]);
+        assert!(matches!(forgotten_role.validate(), Err(ConfigError::Inconsistent { key: "controller.raft.listen", .. })));
         let mut no_api_voters = controller(&[]);
         no_api_voters.controller_quorum_voters = None;
         assert!(matches!(no_api_voters.validate(), Err(ConfigError::Missing { key: "controller.quorum.voters", .. })));
