@@ -182,7 +182,12 @@ mod production {
         let mut restart_ms = CONTROLLER_RESTART_MS;
         let mut started_once = false;
         loop {
+            let started = tokio::time::Instant::now();
             let run = run_controller(node.clone(), Arc::new(RealDisk), Arc::new(SystemClock), stats.clone()).await;
+            // A controller that ran a while failed afresh: back to the short pause.
+            if started.elapsed() >= Duration::from_millis(CONTROLLER_RESTART_MS_MAX) {
+                restart_ms = CONTROLLER_RESTART_MS;
+            }
             let error = match run {
                 Ok(()) => return anyhow::anyhow!("the controller stopped"),
                 Err(error) => error,
