@@ -29,7 +29,6 @@ mod production {
     use std::net::SocketAddr;
     use std::path::PathBuf;
     use std::sync::Arc;
-
     use std::time::Duration;
 
     use anyhow::Context;
@@ -147,9 +146,10 @@ mod production {
                 Ok(())
             }
         };
-        // Stop taking requests before the final flush, so nothing is
-        // appended after it. The controller needs no flush: it syncs its
-        // log before answering anything (with raft.fsync=true).
+        // Stop accepting connections, then flush. Connections already open
+        // end when the runtime is dropped after this returns, as before the
+        // controller role existed. The controller needs no flush: it syncs
+        // its log before answering anything (with raft.fsync=true).
         if let Some(task) = &serving {
             task.abort();
         }
