@@ -121,6 +121,16 @@ fn grids(h: &History, report: &Report) -> Vec<Value> {
                 conflicts.push(*o);
             }
         }
+        // Acknowledged values that no reader saw at their offset.
+        let unread: Vec<i64> = columns
+            .iter()
+            .copied()
+            .filter(|o| {
+                let sent = rows.get(&(0, 0)).and_then(|r| r.get(o));
+                let seen = rows.iter().filter(|(k, _)| k.0 == 1).any(|(_, r)| r.get(o).is_some_and(|vs| sent.is_some_and(|s| !vs.is_disjoint(s))));
+                sent.is_some() && !seen
+            })
+            .collect();
         let rows_json: Vec<Value> = rows
             .iter()
             .map(|((kind, p), cells)| {
@@ -137,6 +147,7 @@ fn grids(h: &History, report: &Report) -> Vec<Value> {
             "columns": columns,
             "rows": rows_json,
             "conflicts": conflicts,
+            "unread": unread,
             "marked": anomaly_offsets.iter().collect::<Vec<_>>(),
         }));
     }
@@ -322,6 +333,7 @@ td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-al
 .allowed { color: #777; }
 .grid td { font-family: monospace; font-size: 12px; text-align: center; min-width: 2.2em; }
 .grid td.conflict { background: #f6a5a5; } .grid th.marked { background: #ffe08a; }
+.grid td.unread { background: #ffc46b; }
 .grid td.marked { outline: 2px solid #e0a800; }
 .example { margin: .3em 0 .6em 1em; } .ops { font-family: monospace; font-size: 12px; color: #444; white-space: pre-wrap; }
 .scroll { overflow-x: auto; max-width: 100%; border: 1px solid #eee; }
@@ -405,7 +417,7 @@ function grids() {
   const root = document.getElementById('grids');
   if (D.grids.length === 0) return;
   root.appendChild(el('h2', {}, 'Offsets by reading process'));
-  root.appendChild(el('p', {}, 'Each column is an offset holding a value; red cells are offsets where the values seen disagree; yellow headers are offsets named by an anomaly.'));
+  root.appendChild(el('p', {}, 'Each column is an offset holding a value; red cells are offsets where the values seen disagree; orange cells are acknowledged values no reader saw there; yellow headers are offsets named by an anomaly.'));
   for (const g of D.grids) {
     root.appendChild(el('h3', {}, 'key ' + g.key));
     const wrap = el('div', { class: 'scroll' });
@@ -421,6 +433,7 @@ function grids() {
         const vs = r.cells[String(o)];
         const cls = [];
         if (vs && g.conflicts.includes(o)) cls.push('conflict');
+        else if (vs && r.label === 'acknowledged sends' && g.unread.includes(o)) cls.push('unread');
         if (vs && g.marked.includes(o)) cls.push('marked');
         tr.appendChild(el('td', cls.length ? { class: cls.join(' ') } : {}, vs ? vs.join('/') : ''));
       }
