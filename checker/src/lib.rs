@@ -14,10 +14,12 @@
 pub mod fxhash;
 pub mod gen;
 pub mod history;
+mod history_json;
 pub mod html;
 pub mod linear;
 pub mod log;
 mod par;
+mod parse;
 mod profile;
 pub mod report;
 mod wire;

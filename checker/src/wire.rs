@@ -107,7 +107,8 @@ impl<'de> Deserialize<'de> for RawMicro<'de> {
     }
 }
 
-use crate::history::{EventType, KeyTable, Micro, F};
+use crate::history::{EventType, Micro, F};
+use crate::parse::KeyTable;
 
 /// Parses a send/poll/txn value on the fast path; `None` sends the caller to
 /// the slow path (for its error message, or for keys with escapes).
