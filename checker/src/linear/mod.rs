@@ -1,6 +1,6 @@
 //! Register/kv linearizability: each key is checked on its own
 //! (P-compositionality), keys in parallel across cores, each with the
-//! Wing–Gong/Lowe search of [`wgl`] under one shared deadline.
+//! Wing–Gong/Lowe search of the `wgl` module under one shared deadline.
 
 mod model;
 mod refute;
