@@ -177,14 +177,36 @@ impl Segment {
         let rel = if offset <= self.base_offset { 0 } else { (offset - self.base_offset).min(i64::from(u32::MAX)) as u32 };
         let mut pos = if offset <= self.base_offset { 0 } else { u64::from(self.index.lookup(rel)) };
         let mut hdr = [0u8; HEADER_BYTES];
+        let mut expect_min = self.base_offset;
         while pos < self.size_bytes {
-            let h = self.read_header(pos, &mut hdr)?;
+            let mut h = self.read_header(pos, &mut hdr)?;
+            // The CRC does not cover the base offset (Kafka's format), so a
+            // flipped bit there would misplace the batch: check it against
+            // what the segment knows, with one re-read before calling it
+            // corruption.
+            if !self.offsets_plausible(&h, expect_min) {
+                h = self.read_header(pos, &mut hdr)?;
+                if !self.offsets_plausible(&h, expect_min) {
+                    return Err(StorageError::Corrupt {
+                        path: self.log_path(),
+                        position: pos,
+                        reason: format!("batch offsets {}..={} outside {expect_min}..{}", h.base_offset, h.last_offset(), self.next_offset),
+                    });
+                }
+            }
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h)));
             }
+            expect_min = h.last_offset() + 1;
             pos += h.size_bytes();
         }
         Ok(None)
+    }
+
+    /// Whether a batch's offsets fit where it lies: after the previous batch
+    /// and before the segment's end offset.
+    fn offsets_plausible(&self, h: &BatchHeader, expect_min: i64) -> bool {
+        h.base_offset >= expect_min && h.last_offset() < self.next_offset
     }
 
     /// Reads and structurally checks the batch header at `position`.
@@ -237,19 +259,22 @@ impl Segment {
                 break;
             }
             let pos_abs = position + end as u64;
-            let ok = h.check_structure().is_ok() && batch::crc_ok(&buf[end..end + size]) && h.base_offset >= expect_min;
+            let ok = h.check_structure().is_ok() && batch::crc_ok(&buf[end..end + size]) && self.offsets_plausible(&h, expect_min);
             if !ok {
                 // One re-read of this batch: a transient bit flip on the
                 // read path must not be reported as corruption.
                 let mut again = vec![0u8; size];
                 self.file.read_exact_at(&mut again, pos_abs).map_err(|e| StorageError::io("read", &path, e))?;
                 let h2 = BatchHeader::parse(&again);
-                let ok2 = h2.is_some_and(|h2| h2.check_structure().is_ok() && h2.size_bytes() as usize == size && h2.base_offset >= expect_min) && batch::crc_ok(&again);
+                let ok2 = h2.is_some_and(|h2| h2.check_structure().is_ok() && h2.size_bytes() as usize == size && self.offsets_plausible(&h2, expect_min))
+                    && batch::crc_ok(&again);
                 if !ok2 {
-                    return Err(StorageError::Corrupt { path, position: pos_abs, reason: "CRC-32C mismatch".into() });
+                    return Err(StorageError::Corrupt { path, position: pos_abs, reason: "CRC-32C mismatch or misplaced offsets".into() });
                 }
                 buf[end..end + size].copy_from_slice(&again);
             }
+            // Offsets from the bytes we return (re-read if the first read was bad).
+            let h = BatchHeader::parse(&buf[end..]).expect("checked above");
             last_offset = h.last_offset();
             expect_min = last_offset + 1;
             end += size;
