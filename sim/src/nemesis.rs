@@ -179,7 +179,7 @@ impl FaultPlan {
         let weight_total: u32 = config.weights.iter().sum();
         let mut faults = Vec::new();
         let mut now_ms = config.start_ms;
-        while weight_total > 0 {
+        while weight_total > 0 && now_ms < config.fault_phase_ms {
             now_ms += rng.gen_range(config.gap_ms.0..=config.gap_ms.1);
             if now_ms >= config.fault_phase_ms {
                 break;

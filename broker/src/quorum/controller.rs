@@ -79,7 +79,7 @@ pub enum ControllerError {
     #[error("metadata: {0}")]
     Metadata(#[from] MetadataError),
     /// A listener could not bind.
-    #[error("bind {addr}: {source}")]
+    #[error("bind {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,

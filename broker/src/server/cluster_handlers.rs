@@ -27,7 +27,27 @@ pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeade
         .topics
         .as_ref()
         .map(|topics| topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string())).collect());
-    let view = match link.describe().await {
+    let allow_create = (header.request_api_version < 4 || request.allow_auto_topic_creation) && broker.config.auto_create_topics;
+    let mut view = link.describe().await;
+    if let (Ok(current), Some(names), true) = (&view, &requested, allow_create) {
+        // Auto-create unknown topics through the quorum, then read again so
+        // the answer shows them as the quorum has them.
+        let missing: Vec<&String> = names.iter().filter(|n| !current.topics.iter().any(|t| &t.name == *n)).collect();
+        for name in &missing {
+            let create = ControllerRequest::CreateTopic {
+                name: (*name).clone(),
+                partitions: broker.config.default_num_partitions.max(1) as u32,
+                replication_factor: 1,
+            };
+            if let Err(error) = link.call(&create).await {
+                tracing::debug!(topic = %name, %error, "auto-create through the quorum failed");
+            }
+        }
+        if !missing.is_empty() {
+            view = link.describe().await;
+        }
+    }
+    let view = match view {
         Ok(view) => view,
         Err(error) => {
             tracing::debug!(%error, "metadata read from the quorum failed");
@@ -90,7 +110,6 @@ pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeade
             ),
         })
         .collect();
-    let _ = broker;
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
