@@ -22,11 +22,12 @@ run: sim-build
 ## test: every test, in both builds (plain and --cfg madsim), plus the determinism lints
 test: deps lint test-plain test-sim
 
-## deps: what the tests need from outside cargo (kcat for the real-client test)
+## deps: what the tests need from outside cargo: kcat (the real-client test) and
+## Chromium (the checker's HTML report must render without errors)
 deps:
-	@command -v kcat >/dev/null || { \
-	  echo "installing kcat (Debian package) for the real-client test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
+	@if ! command -v kcat >/dev/null || ! test -x /usr/bin/chromium; then \
+	  echo "installing kcat and chromium (Debian packages) for the end-to-end tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat chromium >/dev/null; fi
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 
 ## lint: clippy with the determinism rules (clippy.toml) as errors
