@@ -2,64 +2,18 @@
 //! and never a stored byte: each case here is something a broken or
 //! hostile client can send.
 
-use std::sync::Arc;
+mod common;
 
-use broker::clock::ManualClock;
-use broker::config::BrokerConfig;
-use broker::disk::RealDisk;
 use broker::server::Broker;
-use broker::wire::codec::{decode_response, encode_request};
+use broker::wire::codec::decode_response;
 use bytes::{Bytes, BytesMut};
+use common::{call, open_broker};
 use kafka_protocol::messages::{
     fetch_request::{FetchPartition, FetchTopic}, produce_request::{PartitionProduceData, TopicProduceData}, ApiKey,
-    ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    TopicName,
+    ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-
-fn open_broker(name: &str) -> (Arc<Broker>, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("dlog-errors-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = BrokerConfig {
-        data_dir: dir.clone(),
-        default_num_partitions: 1,
-        ..BrokerConfig::default()
-    };
-    (Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap(), dir)
-}
-
-fn batch(value: &'static [u8]) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_000,
-        key: None,
-        value: Some(Bytes::from_static(value)),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
-    buf.freeze()
-}
-
-async fn call<Req: Encodable, Resp: Decodable>(broker: &Broker, api: ApiKey, version: i16, request: &Req) -> Resp {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(9);
-    let frame = encode_request(&header, request).unwrap();
-    let response = broker.handle_frame(&frame).await.expect("answered").expect("a response");
-    decode_response::<Resp>(api, version, &response).unwrap().1
-}
 
 fn produce(topic: &'static str, acks: i16, records: Bytes) -> ProduceRequest {
     ProduceRequest::default().with_acks(acks).with_timeout_ms(1_000).with_topic_data(vec![TopicProduceData::default()
@@ -124,24 +78,24 @@ async fn bad_produce_requests_get_error_codes_and_store_nothing() {
             .with_allow_auto_topic_creation(true),
     )
     .await;
-    assert_eq!(produce_error(&broker, &produce("t", -1, batch(b"good"))).await, 0);
+    assert_eq!(produce_error(&broker, &produce("t", -1, common::batch(None, b"good"))).await, 0);
 
     assert_eq!(
-        produce_error(&broker, &produce("t", 5, batch(b"x"))).await,
+        produce_error(&broker, &produce("t", 5, common::batch(None, b"x"))).await,
         ResponseError::InvalidRequiredAcks.code()
     );
     assert_eq!(
-        produce_error(&broker, &produce("missing", -1, batch(b"x"))).await,
+        produce_error(&broker, &produce("missing", -1, common::batch(None, b"x"))).await,
         ResponseError::UnknownTopicOrPartition.code()
     );
-    let mut corrupt = BytesMut::from(&batch(b"flipped")[..]);
+    let mut corrupt = BytesMut::from(&common::batch(None, b"flipped")[..]);
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x40; // inside the CRC-covered records
     assert_eq!(
         produce_error(&broker, &produce("t", -1, corrupt.freeze())).await,
         ResponseError::CorruptMessage.code()
     );
-    let truncated = batch(b"short").slice(0..20);
+    let truncated = common::batch(None, b"short").slice(0..20);
     assert_ne!(produce_error(&broker, &produce("t", -1, truncated)).await, 0);
 
     // Only the good record is in the log.

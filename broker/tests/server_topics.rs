@@ -3,61 +3,31 @@
 //! maintenance runs, rejects keyless records, and DeleteRecords moves the
 //! log start. Unknown configs are refused at creation.
 
-use std::sync::Arc;
+mod common;
 
-use broker::clock::ManualClock;
-use broker::config::BrokerConfig;
-use broker::disk::RealDisk;
 use broker::server::Broker;
-use broker::wire::codec::{decode_response, encode_request};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use common::{call, open_broker};
 use kafka_protocol::messages::{
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
     delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic},
     fetch_request::{FetchPartition, FetchTopic},
     produce_request::{PartitionProduceData, TopicProduceData},
     ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest,
-    FetchResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+    FetchResponse, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
-
-async fn call<Req: Encodable, Resp: Decodable>(broker: &Broker, api: ApiKey, version: i16, request: &Req) -> Resp {
-    let header = RequestHeader::default().with_request_api_key(api as i16).with_request_api_version(version).with_correlation_id(1);
-    let frame = encode_request(&header, request).unwrap();
-    let response = broker.handle_frame(&frame).await.expect("answered").expect("a response");
-    decode_response::<Resp>(api, version, &response).unwrap().1
-}
 
 fn name(topic: &'static str) -> TopicName {
     TopicName(StrBytes::from_static_str(topic))
 }
 
-fn record(key: Option<&'static [u8]>, value: Option<&'static [u8]>) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_000,
-        key: key.map(Bytes::from_static),
-        value: value.map(Bytes::from_static),
-        headers: Default::default(),
-    }
-}
-
 async fn produce(broker: &Broker, topic: &'static str, key: Option<&'static [u8]>, value: &'static [u8]) -> i16 {
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &[record(key, Some(value))], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
     let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1_000).with_topic_data(vec![TopicProduceData::default()
         .with_name(name(topic))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(buf.freeze()))])]);
+        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(common::batch(key, value)))])]);
     let response: ProduceResponse = call(broker, ApiKey::Produce, 7, &request).await;
     response.responses[0].partition_responses[0].error_code
 }
@@ -104,10 +74,7 @@ async fn read_all(broker: &Broker, topic: &'static str) -> Vec<(i64, String, Str
 
 #[tokio::test]
 async fn compacted_topic_keeps_latest_value_per_key_and_rejects_keyless_records() {
-    let dir = std::env::temp_dir().join(format!("dlog-topics-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = BrokerConfig { data_dir: dir.clone(), ..BrokerConfig::default() };
-    let broker = Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap();
+    let (broker, dir) = open_broker("topics");
 
     assert_eq!(create(&broker, "bad", &[("cleanup.polcy", "compact")]).await, ResponseError::InvalidConfig.code());
     assert_eq!(create(&broker, "bad", &[("cleanup.policy", "sometimes")]).await, ResponseError::InvalidConfig.code());

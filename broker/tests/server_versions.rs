@@ -2,74 +2,26 @@
 //! and decodes: advertising a version whose response we cannot build would
 //! break real clients (librdkafka picks the highest common version).
 
-use std::sync::Arc;
+mod common;
 
-use bytes::{Bytes, BytesMut};
-use broker::clock::ManualClock;
-use broker::config::BrokerConfig;
-use broker::disk::RealDisk;
-use broker::server::Broker;
-use broker::wire::codec::{decode_response, encode_request};
 use broker::wire::SUPPORTED_APIS;
+use common::{batch, call as round_trip, open_broker};
 use kafka_protocol::messages::{
     create_topics_request::CreatableTopic, fetch_request::{FetchPartition, FetchTopic},
     list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic}, metadata_request::MetadataRequestTopic,
     produce_request::{PartitionProduceData, TopicProduceData}, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
     BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::protocol::StrBytes;
 
 fn topic() -> TopicName {
     TopicName(StrBytes::from_static_str("versions"))
 }
 
-fn batch() -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_000,
-        key: None,
-        value: Some(Bytes::from_static(b"hello")),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
-    buf.freeze()
-}
-
-async fn round_trip<Req: Encodable, Resp: Decodable>(broker: &Broker, api: ApiKey, version: i16, request: &Req) -> Resp {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(i32::from(version) + 100)
-        .with_client_id(Some(StrBytes::from_static_str("versions-test")));
-    let frame = encode_request(&header, request).unwrap_or_else(|e| panic!("{api:?} v{version} request: {e}"));
-    let response = broker
-        .handle_frame(&frame)
-        .await
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: connection closed: {e}"))
-        .unwrap_or_else(|| panic!("{api:?} v{version}: no response"));
-    let (correlation_id, body) =
-        decode_response::<Resp>(api, version, &response).unwrap_or_else(|e| panic!("{api:?} v{version} response: {e}"));
-    assert_eq!(correlation_id, i32::from(version) + 100);
-    body
-}
-
 #[tokio::test]
 async fn every_advertised_version_answers() {
-    let dir = std::env::temp_dir().join(format!("dlog-versions-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = BrokerConfig { data_dir: dir.clone(), ..BrokerConfig::default() };
-    let broker = Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap();
+    let (broker, dir) = open_broker("versions");
     let created: CreateTopicsResponse = round_trip(
         &broker,
         ApiKey::CreateTopics,
@@ -108,7 +60,7 @@ async fn every_advertised_version_answers() {
                     let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1_000).with_topic_data(vec![
                         TopicProduceData::default()
                             .with_name(topic())
-                            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch()))]),
+                            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(None, b"hello")))]),
                     ]);
                     let response: ProduceResponse = round_trip(&broker, api, version, &request).await;
                     assert_eq!(response.responses[0].partition_responses[0].error_code, 0, "v{version}");

@@ -232,3 +232,32 @@ pub fn schedule(scenario: &str, seed: u64) -> Option<String> {
         _ => None,
     }
 }
+
+/// Runs `seeds` (both ends included) on `jobs` threads, each seed in its own
+/// runtime, handing every result to `visit` as it arrives; `visit` returns
+/// true to stop early (seeds already started still finish).
+pub fn sweep(
+    seeds: std::ops::RangeInclusive<u64>,
+    jobs: usize,
+    options_for: impl Fn(u64) -> RunOptions + Sync,
+    visit: impl Fn(&RunOptions, Result<RunOutcome, RunError>) -> bool + Sync,
+) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let next = AtomicU64::new(*seeds.start());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::SeqCst);
+                if seed > *seeds.end() || stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let options = options_for(seed);
+                let result = run_seed(&options);
+                if visit(&options, result) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+}

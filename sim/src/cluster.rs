@@ -278,26 +278,29 @@ impl SimCluster {
     /// Cuts every link between `name` and every other node.
     pub fn isolate(&self, name: &str) {
         self.trace.record("isolate", name.as_bytes());
-        let others: Vec<String> = self.server_names().into_iter().chain(self.clients.iter().map(|(n, _)| n.clone())).filter(|n| n != name).collect();
-        let net = NetSim::current();
-        let id = self.node_id(name);
-        for other in others {
-            let other = self.node_id(&other);
-            net.clog_link(id, other);
-            net.clog_link(other, id);
-        }
+        self.set_links_of(name, true);
     }
 
     /// Restores every link of `name`.
     pub fn rejoin(&self, name: &str) {
         self.trace.record("rejoin", name.as_bytes());
-        let others: Vec<String> = self.server_names().into_iter().chain(self.clients.iter().map(|(n, _)| n.clone())).filter(|n| n != name).collect();
+        self.set_links_of(name, false);
+    }
+
+    /// Clogs (or unclogs) both directions between `name` and every other node.
+    fn set_links_of(&self, name: &str, clogged: bool) {
         let net = NetSim::current();
         let id = self.node_id(name);
-        for other in others {
+        let others = self.server_names().into_iter().chain(self.clients.iter().map(|(n, _)| n.clone()));
+        for other in others.filter(|n| n != name) {
             let other = self.node_id(&other);
-            net.unclog_link(id, other);
-            net.unclog_link(other, id);
+            if clogged {
+                net.clog_link(id, other);
+                net.clog_link(other, id);
+            } else {
+                net.unclog_link(id, other);
+                net.unclog_link(other, id);
+            }
         }
     }
 

@@ -25,3 +25,30 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     );
     path
 }
+
+/// Runs seeds of a scenario on two threads (see `scenarios::run::sweep`);
+/// `visit` sees each outcome and returns true to stop early. Returns the
+/// runs that failed outright, each with its replay command.
+#[cfg(madsim)]
+pub fn sweep_scenario(
+    scenario: &str,
+    seeds: std::ops::RangeInclusive<u64>,
+    config: &[&str],
+    visit: impl Fn(u64, &scenarios::run::RunOutcome) -> bool + Sync,
+) -> Vec<String> {
+    let failures = std::sync::Mutex::new(Vec::new());
+    let options_for = |seed| scenarios::run::RunOptions {
+        scenario: scenario.into(),
+        seed,
+        config: config.iter().map(|s| s.to_string()).collect(),
+    };
+    scenarios::run::sweep(seeds, 2, options_for, |options, result| match result {
+        Ok(outcome) => visit(options.seed, &outcome),
+        Err(error) => {
+            let line = format!("seed {}: {error} (replay: {})", options.seed, scenarios::run::replay_command(options));
+            failures.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            false
+        }
+    });
+    failures.into_inner().unwrap_or_else(|e| e.into_inner())
+}

@@ -3,11 +3,11 @@
 //! teaching knobs break what they say they break.
 #![cfg(madsim)]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use checker::Validity;
-use scenarios::run::{replay_command, run_seed, RunOptions, RunOutcome};
+use scenarios::run::{replay_command, RunOptions, RunOutcome};
 
 const SCENARIO: &str = "controller-chaos";
 
@@ -19,32 +19,8 @@ fn options(seed: u64, config: &[&str]) -> RunOptions {
     }
 }
 
-/// Runs seeds on two threads; `visit` returns true to stop early. Returns
-/// the runs that failed outright (setup, liveness, panics).
 fn sweep(seeds: std::ops::RangeInclusive<u64>, config: &[&str], visit: impl Fn(u64, &RunOutcome) -> bool + Sync) -> Vec<String> {
-    let next = AtomicU64::new(*seeds.start());
-    let stop = AtomicBool::new(false);
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::SeqCst);
-                if seed > *seeds.end() || stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let options = options(seed, config);
-                match run_seed(&options) {
-                    Ok(outcome) => {
-                        if visit(seed, &outcome) {
-                            stop.store(true, Ordering::SeqCst);
-                        }
-                    }
-                    Err(error) => failures.lock().unwrap().push(format!("seed {seed}: {error} (replay: {})", replay_command(&options))),
-                }
-            });
-        }
-    });
-    failures.into_inner().unwrap()
+    dlog_tests::sweep_scenario(SCENARIO, seeds, config, visit)
 }
 
 fn elections(outcome: &RunOutcome) -> u64 {

@@ -279,49 +279,38 @@ mod sim_build {
         let jobs = jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
-        let seeds: Vec<u64> = (first..=last).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
         let results: Mutex<Vec<(u64, SeedResult)>> = Mutex::new(Vec::new());
         let print_lock = Mutex::new(());
         let figures = Mutex::new(std::collections::BTreeMap::new());
-        std::thread::scope(|scope| {
-            for _ in 0..jobs.min(seeds.len()) {
-                scope.spawn(|| loop {
-                    let index = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(&seed) = seeds.get(index) else { break };
-                    let options = RunOptions {
-                        scenario: scenario.clone(),
-                        seed,
-                        config: config.clone(),
-                    };
-                    let result = match run_seed(&options) {
-                        Ok(outcome) => match { add_figures(&figures, &outcome.notes); outcome.report.valid } {
-                            Validity::Valid => SeedResult::Valid,
-                            Validity::Invalid => {
-                                SeedResult::Invalid(outcome.report.disallowed().iter().map(|s| s.to_string()).collect())
-                            }
-                            Validity::Unknown => SeedResult::Failed("checker verdict unknown".into()),
-                        },
-                        Err(error) => SeedResult::Failed(error.to_string()),
-                    };
-                    let line = match &result {
-                        SeedResult::Valid => all.then(|| format!("seed {seed:>6}: valid")),
-                        SeedResult::Invalid(names) => Some(format!(
-                            "seed {seed:>6}: INVALID ({})  replay: {}",
-                            names.join(", "),
-                            replay_command(&options)
-                        )),
-                        SeedResult::Failed(reason) => {
-                            Some(format!("seed {seed:>6}: RUN FAILED ({reason})  replay: {}", replay_command(&options)))
-                        }
-                    };
-                    if let Some(line) = line {
-                        let _guard = print_lock.lock().unwrap_or_else(|e| e.into_inner());
-                        println!("{line}");
+        let options_for = |seed| RunOptions {
+            scenario: scenario.clone(),
+            seed,
+            config: config.clone(),
+        };
+        scenarios::run::sweep(first..=last, jobs, options_for, |options, outcome| {
+            let seed = options.seed;
+            let result = match outcome {
+                Ok(outcome) => {
+                    add_figures(&figures, &outcome.notes);
+                    match outcome.report.valid {
+                        Validity::Valid => SeedResult::Valid,
+                        Validity::Invalid => SeedResult::Invalid(outcome.report.disallowed().iter().map(|s| s.to_string()).collect()),
+                        Validity::Unknown => SeedResult::Failed("checker verdict unknown".into()),
                     }
-                    results.lock().unwrap_or_else(|e| e.into_inner()).push((seed, result));
-                });
+                }
+                Err(error) => SeedResult::Failed(error.to_string()),
+            };
+            let line = match &result {
+                SeedResult::Valid => all.then(|| format!("seed {seed:>6}: valid")),
+                SeedResult::Invalid(names) => Some(format!("seed {seed:>6}: INVALID ({})  replay: {}", names.join(", "), replay_command(options))),
+                SeedResult::Failed(reason) => Some(format!("seed {seed:>6}: RUN FAILED ({reason})  replay: {}", replay_command(options))),
+            };
+            if let Some(line) = line {
+                let _guard = print_lock.lock().unwrap_or_else(|e| e.into_inner());
+                println!("{line}");
             }
+            results.lock().unwrap_or_else(|e| e.into_inner()).push((seed, result));
+            false
         });
         let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
         let valid = results.iter().filter(|(_, r)| matches!(r, SeedResult::Valid)).count();
