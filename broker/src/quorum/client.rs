@@ -72,12 +72,20 @@ impl QuorumClient {
         let timeout = Duration::from_millis(self.timeout_ms);
         if !self.connections.contains_key(&voter) {
             let addr = self.voters[&voter].clone();
-            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr.clone())).await {
+            let failure = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr.clone())).await {
                 Ok(Ok(stream)) => {
                     self.connections.insert(voter, stream);
+                    None
                 }
-                Ok(Err(error)) => return Err((false, format!("connect {addr}: {error}"))),
-                Err(_) => return Err((false, format!("connect {addr}: timed out"))),
+                Ok(Err(error)) => Some(format!("connect {addr}: {error}")),
+                Err(_) => Some(format!("connect {addr}: timed out")),
+            };
+            if let Some(reason) = failure {
+                // An unreachable guess must not be tried again and again.
+                if self.leader_guess == Some(voter) {
+                    self.leader_guess = None;
+                }
+                return Err((false, reason));
             }
         }
         let stream = self.connections.get_mut(&voter).expect("connected above");
@@ -107,7 +115,9 @@ impl QuorumClient {
         let mut maybe_applied = false;
         for _ in 0..attempts_max.max(1) {
             let voter = self.pick();
-            match self.exchange(voter, request).await {
+            let outcome = self.exchange(voter, request).await;
+            tracing::debug!(voter, ?outcome, "controller call attempt");
+            match outcome {
                 Ok(ControllerResponse::NotLeader { leader_hint }) => {
                     self.leader_guess = leader_hint.filter(|hint| *hint != voter);
                     last = format!("controller {voter} is not the leader");
