@@ -26,6 +26,16 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
+/// The options of one run of `scenario`.
+#[cfg(madsim)]
+pub fn scenario_options(scenario: &str, seed: u64, config: &[&str]) -> scenarios::run::RunOptions {
+    scenarios::run::RunOptions {
+        scenario: scenario.into(),
+        seed,
+        config: config.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
 /// Runs seeds of a scenario on two threads (see `scenarios::run::sweep`);
 /// `visit` sees each outcome and returns true to stop early. Returns the
 /// runs that failed outright, each with its replay command.
@@ -37,11 +47,7 @@ pub fn sweep_scenario(
     visit: impl Fn(u64, &scenarios::run::RunOutcome) -> bool + Sync,
 ) -> Vec<String> {
     let failures = std::sync::Mutex::new(Vec::new());
-    let options_for = |seed| scenarios::run::RunOptions {
-        scenario: scenario.into(),
-        seed,
-        config: config.iter().map(|s| s.to_string()).collect(),
-    };
+    let options_for = |seed| scenario_options(scenario, seed, config);
     scenarios::run::sweep(seeds, 2, options_for, |options, result| match result {
         Ok(outcome) => visit(options.seed, &outcome),
         Err(error) => {

@@ -12,11 +12,7 @@ use scenarios::run::{replay_command, RunOptions, RunOutcome};
 const SCENARIO: &str = "controller-chaos";
 
 fn options(seed: u64, config: &[&str]) -> RunOptions {
-    RunOptions {
-        scenario: SCENARIO.into(),
-        seed,
-        config: config.iter().map(|s| s.to_string()).collect(),
-    }
+    dlog_tests::scenario_options(SCENARIO, seed, config)
 }
 
 fn sweep(seeds: std::ops::RangeInclusive<u64>, config: &[&str], visit: impl Fn(u64, &RunOutcome) -> bool + Sync) -> Vec<String> {
