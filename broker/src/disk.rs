@@ -22,7 +22,7 @@
 //!   on the filesystem.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// A file opened through the [`Disk`] seam. Positional I/O only: there is no
@@ -157,9 +157,4 @@ impl Disk for RealDisk {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         std::fs::File::open(path)?.sync_all()
     }
-}
-
-/// Joins a directory and a file name; a small helper so call sites read well.
-pub fn join(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }

@@ -88,18 +88,12 @@ async fn apply(cluster: &SimCluster, fault: &Fault, history: &Recorder) {
             window_ms,
         } => {
             let value = json!({"node": node, "corruption_probability_pct": corruption_probability_pct});
-            let Some((disk, _)) = cluster.server_disk_clock(node) else {
-                return;
-            };
-            history.nemesis("read-corruption-start", value.clone());
-            let before = disk.faults();
-            disk.set_faults(DiskFaultConfig {
-                read_corruption_probability: f64::from(*corruption_probability_pct) / 100.0,
+            let probability = f64::from(*corruption_probability_pct) / 100.0;
+            disk_fault_window(cluster, history, node, "read-corruption", value, *window_ms, |before| DiskFaultConfig {
+                read_corruption_probability: probability,
                 ..before.clone()
-            });
-            sleep(*window_ms).await;
-            disk.set_faults(before);
-            history.nemesis("read-corruption-stop", value);
+            })
+            .await;
         }
         Fault::DiskErrors {
             node,
@@ -107,20 +101,36 @@ async fn apply(cluster: &SimCluster, fault: &Fault, history: &Recorder) {
             window_ms,
         } => {
             let value = json!({"node": node, "error_probability_pct": error_probability_pct});
-            let Some((disk, _)) = cluster.server_disk_clock(node) else {
-                return;
-            };
-            history.nemesis("disk-errors-start", value.clone());
-            let before = disk.faults();
             let probability = f64::from(*error_probability_pct) / 100.0;
-            disk.set_faults(DiskFaultConfig {
+            disk_fault_window(cluster, history, node, "disk-errors", value, *window_ms, |before| DiskFaultConfig {
                 write_eio_probability: probability,
                 sync_eio_probability: probability,
                 ..before.clone()
-            });
-            sleep(*window_ms).await;
-            disk.set_faults(before);
-            history.nemesis("disk-errors-stop", value);
+            })
+            .await;
         }
     }
+}
+
+/// Gives `node`'s disk the fault settings `change` makes from its current
+/// ones for `window_ms`, then puts the old settings back, recording
+/// `<kind>-start` and `<kind>-stop`.
+async fn disk_fault_window(
+    cluster: &SimCluster,
+    history: &Recorder,
+    node: &str,
+    kind: &str,
+    value: serde_json::Value,
+    window_ms: u64,
+    change: impl FnOnce(&DiskFaultConfig) -> DiskFaultConfig,
+) {
+    let Some((disk, _)) = cluster.server_disk_clock(node) else {
+        return;
+    };
+    history.nemesis(&format!("{kind}-start"), value.clone());
+    let before = disk.faults();
+    disk.set_faults(change(&before));
+    tokio::time::sleep(Duration::from_millis(window_ms)).await;
+    disk.set_faults(before);
+    history.nemesis(&format!("{kind}-stop"), value);
 }

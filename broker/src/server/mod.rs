@@ -77,6 +77,25 @@ pub struct Broker {
 impl Broker {
     /// Opens the broker on `config.data_dir`, recovering every topic found.
     pub fn open(config: BrokerConfig, disk: Arc<dyn Disk>, clock: Arc<dyn Clock>) -> Result<Arc<Self>, BrokerError> {
+        Self::open_with(config, disk, clock, None)
+    }
+
+    /// Same as [`Broker::open`], with a hook that sees every frame.
+    pub fn open_traced(
+        config: BrokerConfig,
+        disk: Arc<dyn Disk>,
+        clock: Arc<dyn Clock>,
+        trace: TraceHook,
+    ) -> Result<Arc<Self>, BrokerError> {
+        Self::open_with(config, disk, clock, Some(trace))
+    }
+
+    fn open_with(
+        config: BrokerConfig,
+        disk: Arc<dyn Disk>,
+        clock: Arc<dyn Clock>,
+        trace: Option<TraceHook>,
+    ) -> Result<Arc<Self>, BrokerError> {
         let topics = topics::load_all(&config, &disk, &clock)?;
         let cluster = match &config.controller_quorum_voters {
             Some(voters) => Some(cluster::ClusterLink::new(voters, config.controller_request_timeout_ms).map_err(BrokerError::Config)?),
@@ -90,21 +109,8 @@ impl Broker {
             topics: Mutex::new(topics),
             appended: Notify::new(),
             cluster,
-            trace: None,
+            trace,
         }))
-    }
-
-    /// Same as [`Broker::open`], with a hook that sees every frame.
-    pub fn open_traced(
-        config: BrokerConfig,
-        disk: Arc<dyn Disk>,
-        clock: Arc<dyn Clock>,
-        trace: TraceHook,
-    ) -> Result<Arc<Self>, BrokerError> {
-        let mut broker = Arc::try_unwrap(Self::open(config, disk, clock)?)
-            .unwrap_or_else(|_| unreachable!("fresh Arc has one owner"));
-        broker.trace = Some(trace);
-        Ok(Arc::new(broker))
     }
 
     /// The broker's settings.
