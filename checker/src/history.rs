@@ -53,6 +53,9 @@ pub enum F {
     Write,
     Cas,
     Append,
+    /// A read of a system-written, never-decreasing integer (e.g. a
+    /// partition's leader epoch); judged by the `epoch` module.
+    Epoch,
     Nemesis,
 }
 
@@ -69,6 +72,7 @@ impl F {
             F::Write => "write",
             F::Cas => "cas",
             F::Append => "append",
+            F::Epoch => "epoch",
             F::Nemesis => "nemesis",
         }
     }
@@ -85,6 +89,7 @@ impl F {
             "write" => F::Write,
             "cas" => F::Cas,
             "append" => F::Append,
+            "epoch" => F::Epoch,
             _ => return None,
         })
     }
@@ -94,9 +99,16 @@ impl F {
         matches!(self, F::Send | F::Poll | F::Txn | F::Assign | F::Subscribe)
     }
 
-    /// Operations checked for linearizability.
+    /// Operations checked for linearizability by the register model's search.
     pub fn is_register(self) -> bool {
         matches!(self, F::Read | F::Write | F::Cas | F::Append)
+    }
+
+    /// Operations of the register model: the linearizable register operations
+    /// and `epoch` reads. They may carry a `key`; a history with any gets model
+    /// "register" (or "log+register").
+    pub fn is_keyed(self) -> bool {
+        self.is_register() || self == F::Epoch
     }
 }
 
@@ -130,6 +142,10 @@ pub enum Payload {
     Micros(Vec<Micro>),
     Keys(Vec<KeyId>),
     Register(RegValue),
+    /// The payload of an `epoch` operation: `None` on invocations, and on
+    /// fail/info completions that carry no value; the epoch observed on an ok
+    /// completion.
+    Epoch(Option<i64>),
     /// `crash` events: the value is kept but means nothing to the checks.
     Opaque(Value),
     /// Nemesis events keep their free-form `f` and `value`.

@@ -39,6 +39,7 @@ impl History {
                 RegValue::Cas(a, b) => Value::Array(vec![a.clone(), b.clone()]),
                 RegValue::Append(s) => s.clone().map(Value::from).unwrap_or(Value::Null),
             },
+            Payload::Epoch(v) => v.map(Value::from).unwrap_or(Value::Null),
             Payload::Opaque(v) => v.clone(),
             Payload::Nemesis { value, .. } => value.clone(),
         }

@@ -11,6 +11,7 @@
 //! The history format, every anomaly and the output are documented in
 //! `checker/HISTORY.md`, the one source of truth.
 
+pub mod epoch;
 pub mod fxhash;
 pub mod gen;
 pub mod history;
@@ -54,7 +55,8 @@ impl Default for Options {
 
 /// Checks a history with default options, choosing the model from its
 /// operations: log operations get the log checks, register operations
-/// (read/write/cas/append) get linearizability.
+/// (read/write/cas/append) get linearizability, and `epoch` reads (part of
+/// the register model) the `epoch-regression` check.
 pub fn check(h: &History) -> Report {
     check_with(h, &Options::default())
 }
@@ -62,7 +64,9 @@ pub fn check(h: &History) -> Report {
 /// Checks a history with the given options.
 pub fn check_with(h: &History, opts: &Options) -> Report {
     let has_log = h.ops.iter().any(|o| o.f.is_log());
-    let has_register = h.ops.iter().any(|o| o.f.is_register());
+    let has_linear = h.ops.iter().any(|o| o.f.is_register());
+    let has_epoch = h.ops.iter().any(|o| o.f == history::F::Epoch);
+    let has_register = has_linear || has_epoch;
     let mut stats: BTreeMap<String, Value> = BTreeMap::new();
     stats.insert("events".into(), Value::from(h.events.len()));
     stats.insert("ops".into(), Value::from(h.ops.len()));
@@ -78,12 +82,18 @@ pub fn check_with(h: &History, opts: &Options) -> Report {
         stats.insert("graph_edges".into(), Value::from(log_stats.graph_edges));
         allowed.extend(log::allowed(h));
     }
-    if has_register {
+    if has_linear {
         let lin = linear::check(h, opts.time_budget);
         anomalies.merge(lin.anomalies);
         unknown_reasons.extend(lin.unknown_reasons);
         stats.insert("register_keys".into(), Value::from(lin.keys_checked));
         stats.insert("register_ops".into(), Value::from(lin.ops_checked));
+    }
+    if has_epoch {
+        let ep = epoch::check(h);
+        anomalies.merge(ep.anomalies);
+        stats.insert("epoch_keys".into(), Value::from(ep.keys_checked));
+        stats.insert("epoch_ops".into(), Value::from(ep.ops_checked));
     }
     let model = match (has_log, has_register) {
         (true, true) => "log+register",

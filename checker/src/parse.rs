@@ -206,8 +206,8 @@ fn parse_line(text: &str, line: usize, keys: &mut KeyTable) -> Result<Event, Par
     };
     let key = match raw.key {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if f.is_register() => Some(keys.intern(&s)),
-        Some(Value::String(_)) => return err(line, format!("only register operations carry a key, not {f_name}")),
+        Some(Value::String(s)) if f.is_keyed() => Some(keys.intern(&s)),
+        Some(Value::String(_)) => return err(line, format!("only register and epoch operations carry a key, not {f_name}")),
         Some(other) => return err(line, format!("key must be a string, not {other}")),
     };
     let fast = match f {
@@ -279,6 +279,15 @@ fn parse_payload(f: F, ty: EventType, v: &Value, keys: &mut KeyTable) -> Result<
         F::Cas => match v.as_array().map(|a| a.as_slice()) {
             Some([e, n]) => Ok(Payload::Register(RegValue::Cas(e.clone(), n.clone()))),
             _ => Err(format!("cas value must be [EXPECTED, NEW], not {v}")),
+        },
+        F::Epoch => match (ty, v) {
+            (_, Value::Null) if ty != EventType::Ok => Ok(Payload::Epoch(None)),
+            (EventType::Invoke, other) => Err(format!("an invoked epoch read cannot have read anything yet: value must be null, not {other}")),
+            (_, other) => match other.as_i64() {
+                Some(e) => Ok(Payload::Epoch(Some(e))),
+                None if ty == EventType::Ok => Err(format!("ok epoch value must be an integer (the epoch observed), not {other}")),
+                None => Err(format!("epoch value must be null or an integer, not {other}")),
+            },
         },
         F::Append => match v {
             Value::Null => Ok(Payload::Register(RegValue::Append(None))),
