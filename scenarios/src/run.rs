@@ -6,9 +6,10 @@ use std::time::Duration;
 use broker::config::BrokerConfig;
 use broker::controller::ControllerConfig;
 use broker::raft::RaftConfig;
-use checker::Report;
+use checker::{Report, Validity};
 use sim::cluster::QuorumSettings;
 
+use crate::controller_chaos::Faults;
 use crate::history::Recorder;
 
 /// Client settings a run can override with `--config client.KEY=VALUE`.
@@ -55,6 +56,18 @@ pub struct ScenarioRun {
     pub trace_hash: u64,
     /// Figures worth printing (e.g. elections per run).
     pub notes: Vec<String>,
+    /// Invariants the run saw broken, beyond what its history shows.
+    pub violations: Vec<Violation>,
+}
+
+/// An invariant the scenario checked itself (not from the history) and saw
+/// broken; it makes the run invalid like an anomaly the checker finds.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// Name, reported like an anomaly name.
+    pub name: &'static str,
+    /// What broke, in plain words.
+    pub text: String,
 }
 
 /// A finished run.
@@ -123,6 +136,19 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         tick_ms: 100,
         metadata: ControllerConfig::default(),
     };
+    if options.scenario.starts_with("controller-") {
+        // Fence a broker after 2 s without heartbeats (not 9 s), so the
+        // brokers' faults move partition leaders within a run.
+        quorum.metadata.broker_session_timeout_ms = 2_000;
+    }
+    if options.scenario == "controller-leader-kill" {
+        // One entry per AppendEntries: a new leader then copies an old
+        // entry to a follower on its own, before its own no-op, which is
+        // the step of Raft's Figure 8 that batching would hide.
+        quorum.raft.max_entries_per_append = 1;
+        // Elections in 100..200 ms rather than 1..2 s: more leaders to kill.
+        quorum.tick_ms = 10;
+    }
     for pair in &options.config {
         let (key, value) = pair.split_once('=').ok_or_else(|| RunError::Config(format!("expected KEY=VALUE, got {pair:?}")))?;
         let bad = || RunError::Config(format!("invalid value {value:?} for {key}"));
@@ -141,6 +167,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
             "raft.heartbeat_tick" => quorum.raft.heartbeat_tick = value.parse().map_err(|_| bad())?,
             "raft.tick.ms" => quorum.tick_ms = value.parse().map_err(|_| bad())?,
             "raft.controllers" => quorum.controllers = value.parse().map_err(|_| bad())?,
+            "raft.max_entries_per_append" => quorum.raft.max_entries_per_append = value.parse().map_err(|_| bad())?,
             "broker.session.timeout.ms" => quorum.metadata.broker_session_timeout_ms = value.parse().map_err(|_| bad())?,
             "unclean.leader.election.enable" => {
                 quorum.metadata.unclean_leader_election_enable = value.parse().map_err(|_| bad())?
@@ -151,6 +178,9 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
     }
     if !(quorum.controllers == 3 || quorum.controllers == 5) {
         return Err(RunError::Config("raft.controllers must be 3 or 5".into()));
+    }
+    if quorum.raft.max_entries_per_append == 0 {
+        return Err(RunError::Config("raft.max_entries_per_append must be at least 1".into()));
     }
     Ok(Setup {
         seed: options.seed,
@@ -175,7 +205,8 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
         runtime.block_on(async move {
             match scenario.as_str() {
                 "single-node-crash" => crate::single_node_crash::run(setup, recorder).await,
-                "controller-chaos" => crate::controller_chaos::run(setup, recorder).await,
+                "controller-chaos" => crate::controller_chaos::run(setup, recorder, Faults::Plan).await,
+                "controller-leader-kill" => crate::controller_chaos::run(setup, recorder, Faults::LeaderKill).await,
                 other => Err(format!("scenario {other} has no runner")),
             }
         })
@@ -204,7 +235,8 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
         }
     };
     let parsed = checker::parse_jsonl(&history_text).map_err(|e| RunError::History(e.to_string()))?;
-    let report = checker::check(&parsed);
+    let mut report = checker::check(&parsed);
+    add_violations(&mut report, &run.violations);
     Ok(RunOutcome {
         seed: options.seed,
         schedule: run.schedule,
@@ -224,12 +256,36 @@ pub fn replay_command(options: &RunOptions) -> String {
     command
 }
 
-/// The fault schedule a seed will use, without running it.
-pub fn schedule(scenario: &str, seed: u64) -> Option<String> {
-    match scenario {
-        "single-node-crash" => Some(sim::nemesis::FaultPlan::generate(seed, &crate::single_node_crash::nemesis_config()).to_string()),
-        "controller-chaos" => Some(sim::nemesis::FaultPlan::generate(seed, &crate::controller_chaos::nemesis_config()).to_string()),
-        _ => None,
+/// Folds the scenario's own invariant violations into the checker's report.
+fn add_violations(report: &mut Report, violations: &[Violation]) {
+    if violations.is_empty() {
+        return;
+    }
+    let mut found = checker::report::Anomalies::default();
+    for (position, violation) in violations.iter().enumerate() {
+        found.add(violation.name, (0, position), || checker::Example {
+            text: violation.text.clone(),
+            key: None,
+            ops: Vec::new(),
+            detail: serde_json::Value::Null,
+        });
+    }
+    for (name, entry) in found.map {
+        report.allowed.retain(|allowed| *allowed != name);
+        report.anomalies.insert(name, entry);
+    }
+    report.valid = Validity::Invalid;
+}
+
+/// The fault schedule a run will use, without running it (the policy, for
+/// a nemesis that decides as the run goes).
+pub fn schedule(options: &RunOptions) -> Result<String, RunError> {
+    let setup = setup(options)?;
+    match options.scenario.as_str() {
+        "single-node-crash" => Ok(sim::nemesis::FaultPlan::generate(setup.seed, &crate::single_node_crash::nemesis_config()).to_string()),
+        "controller-chaos" => Ok(crate::controller_chaos::schedule(&setup, Faults::Plan)),
+        "controller-leader-kill" => Ok(crate::controller_chaos::schedule(&setup, Faults::LeaderKill)),
+        other => Err(RunError::UnknownScenario(other.to_string())),
     }
 }
 

@@ -130,6 +130,7 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
         schedule: plan.to_string(),
         trace_hash: cluster.trace_hash(),
         notes: Vec::new(),
+        violations: Vec::new(),
     })
 }
 

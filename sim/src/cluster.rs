@@ -169,7 +169,7 @@ impl SimCluster {
                 let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 2, n as u8));
                 let disk = FaultyDisk::new(seed.wrapping_mul(131).wrapping_add(1000 + n));
                 let clock = SimClock::new();
-                let stats = Arc::new(ControllerStats::default());
+                let stats = Arc::new(ControllerStats::with_ledger());
                 let mut raft = quorum.raft.clone();
                 raft.id = n;
                 raft.voters = voters.clone();
@@ -219,6 +219,22 @@ impl SimCluster {
             .sum()
     }
 
+    /// Raft's state machine safety, checked across the controllers' ledgers
+    /// of applied entries: every violation in plain words (empty: none).
+    pub fn state_machine_safety_violations(&self) -> Vec<String> {
+        broker::quorum::check_ledgers(self.controllers.iter().map(|c| (c.name.as_str(), &*c.stats)))
+    }
+
+    /// The controller (index into `controllers`) that believes it leads,
+    /// among those for which `up` holds; with several (an old leader that
+    /// has not heard of a newer term yet), the last in order.
+    pub fn controller_leader(&self, up: impl Fn(usize) -> bool) -> Option<usize> {
+        (0..self.controllers.len())
+            .filter(|&i| up(i))
+            .filter(|&i| self.controllers[i].stats.is_leader.load(std::sync::atomic::Ordering::Relaxed))
+            .last()
+    }
+
     /// Names of every server node (brokers and controllers).
     pub fn server_names(&self) -> Vec<String> {
         self.brokers
@@ -266,6 +282,10 @@ impl SimCluster {
         self.handle.kill(self.node_id(name));
         if let Some((disk, _)) = self.server_disk_clock(name) {
             disk.crash();
+        }
+        if let Some(controller) = self.controllers.iter().find(|c| c.name == name) {
+            // A dead process leads nothing.
+            controller.stats.is_leader.store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

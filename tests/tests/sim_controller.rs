@@ -76,3 +76,36 @@ fn without_prevote_partitioned_controllers_force_more_elections() {
         "prevote should prevent disruptive elections: {with_prevote} with, {without_prevote} without"
     );
 }
+
+#[test]
+fn five_controllers_keep_metadata_linearizable_over_10_seeds() {
+    let invalid = Mutex::new(Vec::new());
+    let failures = sweep(1..=10, &["raft.controllers=5"], |seed, outcome| {
+        assert!(outcome.schedule.contains("controller-5"), "the faults reach the fifth controller:\n{}", outcome.schedule);
+        if outcome.report.valid != Validity::Valid {
+            invalid.lock().unwrap().push(format!("seed {seed}: {:?}", outcome.report.disallowed()));
+        }
+        false
+    });
+    assert!(failures.is_empty(), "runs failed:\n{}", failures.join("\n"));
+    let invalid = invalid.into_inner().unwrap();
+    assert!(invalid.is_empty(), "metadata anomalies with 5 controllers:\n{}", invalid.join("\n"));
+}
+
+#[test]
+fn leader_epochs_are_recorded_and_move_when_brokers_fail() {
+    let highest_epoch = AtomicU64::new(0);
+    let failures = sweep(1..=4, &[], |_, outcome| {
+        assert!(
+            outcome.report.stats.get("epoch_ops").and_then(|v| v.as_u64()).unwrap_or(0) > 0,
+            "metadata reads record leader epochs"
+        );
+        for line in outcome.history.lines().filter(|l| l.contains("\"f\":\"epoch\"") && l.contains("\"type\":\"ok\"")) {
+            let event: serde_json::Value = serde_json::from_str(line).expect("history line is JSON");
+            highest_epoch.fetch_max(event["value"].as_u64().unwrap_or(0), Ordering::SeqCst);
+        }
+        false
+    });
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(highest_epoch.into_inner() > 0, "a broker fault moved some partition's leader within seeds 1..=4");
+}

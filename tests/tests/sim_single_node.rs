@@ -54,7 +54,10 @@ fn another_seed_prints_another_schedule() {
         schedule
     };
     assert_ne!(first_lines("7")[1..], first_lines("8")[1..]);
-    assert_ne!(schedule(SCENARIO, 7), schedule(SCENARIO, 8));
+    assert_ne!(
+        schedule(&scenario_options(SCENARIO, 7, &[])).expect("a schedule"),
+        schedule(&scenario_options(SCENARIO, 8, &[])).expect("a schedule")
+    );
 }
 
 #[test]

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -64,6 +64,73 @@ pub struct ControllerStats {
     pub elections_started: AtomicU64,
     /// Times this node became leader.
     pub leaderships: AtomicU64,
+    /// Whether this node believes it is the leader right now (stale once the
+    /// process is gone: whoever crashed it knows that).
+    pub is_leader: AtomicBool,
+    /// What this node applied, when recording is on (the simulation turns
+    /// it on; a production controller keeps no such ledger, as it grows
+    /// with the log). See [`check_ledgers`].
+    pub ledger: Option<Mutex<AppliedLedger>>,
+}
+
+/// The term of the entry a node applied at each log index, as first
+/// applied, across restarts. Raft's state machine safety says no two nodes
+/// (and no node twice) apply different entries at one index; comparing
+/// ledgers checks that from outside the nodes.
+#[derive(Debug, Default)]
+pub struct AppliedLedger {
+    /// Log index → term of the entry first applied there.
+    pub terms: BTreeMap<LogIndex, Term>,
+    /// Indexes applied again (after a restart) with a different term:
+    /// `(index, first term, later term)`.
+    pub reapplied_differently: Vec<(LogIndex, Term, Term)>,
+}
+
+impl ControllerStats {
+    /// Counters plus an applied-entries ledger (for simulation and tests).
+    pub fn with_ledger() -> Self {
+        Self {
+            ledger: Some(Mutex::new(AppliedLedger::default())),
+            ..Self::default()
+        }
+    }
+
+    fn record_applied(&self, index: LogIndex, term: Term) {
+        let Some(ledger) = &self.ledger else { return };
+        let mut ledger = ledger.lock().expect("ledger lock");
+        let first = *ledger.terms.entry(index).or_insert(term);
+        if first != term && !ledger.reapplied_differently.contains(&(index, first, term)) {
+            ledger.reapplied_differently.push((index, first, term));
+        }
+    }
+}
+
+/// Checks Raft's state machine safety across nodes from their ledgers
+/// (`(name, stats)` pairs): every violation in plain words, empty if none.
+pub fn check_ledgers<'a>(nodes: impl IntoIterator<Item = (&'a str, &'a ControllerStats)>) -> Vec<String> {
+    let mut violations = Vec::new();
+    let mut first_seen: BTreeMap<LogIndex, (Term, &str)> = BTreeMap::new();
+    for (name, stats) in nodes {
+        let Some(ledger) = &stats.ledger else { continue };
+        let ledger = ledger.lock().expect("ledger lock");
+        for &(index, first, later) in &ledger.reapplied_differently {
+            violations.push(format!(
+                "{name} applied an entry of term {first} at index {index}, then after a restart one of term {later}"
+            ));
+        }
+        for (&index, &term) in &ledger.terms {
+            match first_seen.get(&index) {
+                Some(&(other_term, other)) if other_term != term => violations.push(format!(
+                    "{other} applied an entry of term {other_term} at index {index} but {name} applied one of term {term}"
+                )),
+                Some(_) => {}
+                None => {
+                    first_seen.insert(index, (term, name));
+                }
+            }
+        }
+    }
+    violations
 }
 
 /// Why a controller stopped.
@@ -377,6 +444,7 @@ impl Controller {
                 }
                 assert_eq!(entry.index, self.applied_index + 1, "committed entries are applied in order, without gaps");
                 self.applied_index = entry.index;
+                self.stats.record_applied(entry.index, entry.term);
                 let outcome = match entry.kind {
                     EntryKind::Noop => None,
                     _ => Some(match MetadataRecord::decode(&entry.data) {
@@ -460,6 +528,7 @@ impl Controller {
             self.fences_in_flight.clear();
         }
         self.was_leader = leader;
+        self.stats.is_leader.store(leader, Ordering::Relaxed);
     }
 }
 

@@ -21,5 +21,5 @@ pub mod controller;
 pub mod protocol;
 
 pub use client::QuorumClient;
-pub use controller::{run_controller, ControllerNodeConfig, ControllerStats};
+pub use controller::{check_ledgers, run_controller, AppliedLedger, ControllerNodeConfig, ControllerStats};
 pub use protocol::{ClusterView, ControllerRequest, ControllerResponse};

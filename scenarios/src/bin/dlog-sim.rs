@@ -85,7 +85,7 @@ fn main() {
     let code = match cli.command {
         Command::List => {
             for scenario in scenarios::SCENARIOS {
-                println!("{:<20} {}", scenario.name, scenario.description);
+                println!("{:<24} {}", scenario.name, scenario.description);
             }
             0
         }
@@ -183,9 +183,12 @@ mod sim_build {
         html: Option<PathBuf>,
     ) -> i32 {
         let options = RunOptions { scenario, seed, config };
-        let Some(plan) = schedule(&options.scenario, seed) else {
-            eprintln!("unknown scenario {:?} (see `dlog-sim list`)", options.scenario);
-            return 2;
+        let plan = match schedule(&options) {
+            Ok(plan) => plan,
+            Err(error) => {
+                eprintln!("{error}");
+                return 2;
+            }
         };
         println!("scenario {} seed {seed}", options.scenario);
         print!("{plan}");
