@@ -55,8 +55,8 @@ fn another_seed_prints_another_schedule() {
     };
     assert_ne!(first_lines("7")[1..], first_lines("8")[1..]);
     assert_ne!(
-        schedule(&scenario_options(SCENARIO, 7, &[])).expect("a schedule"),
-        schedule(&scenario_options(SCENARIO, 8, &[])).expect("a schedule")
+        schedule(&dlog_tests::scenario_options(SCENARIO, 7, &[])).expect("a schedule"),
+        schedule(&dlog_tests::scenario_options(SCENARIO, 8, &[])).expect("a schedule")
     );
 }
 
