@@ -18,6 +18,7 @@ SEEDS ?= 1..10
 run: sim-build
 	$(SIM_BIN) sweep --scenario single-node-crash --seeds $(SEEDS) --all
 	$(SIM_BIN) sweep --scenario controller-chaos --seeds 1..3 --all
+	$(SIM_BIN) sweep --scenario controller-leader-kill --seeds 1..3 --all
 
 ## test: every test, in both builds (plain and --cfg madsim), plus the determinism lints
 test: deps lint test-plain test-sim

@@ -76,7 +76,7 @@ pub fn nemesis_config(controllers: usize) -> NemesisConfig {
         fault_phase_ms: FAULT_PHASE_MS,
         gap_ms: (100, 1_000),
         // crash, pause, cut link, clock skew, disk errors, full disk, read corruption, isolate, power loss
-        weights: [4, 2, 0, 1, 1, 0, 0, 4, 1],
+        weights: [4, 2, 0, 1, 1, 1, 1, 4, 1],
     }
 }
 

@@ -102,7 +102,11 @@
 //!   per round trip.
 //! - Commitment only by counting replicas of an entry of the leader's current
 //!   term (§5.4.2). `RaftConfig::commit_old_term_entries_by_count` turns that
-//!   off to reproduce the Figure 8 bug, for teaching.
+//!   off to reproduce the Figure 8 bug, for teaching. The no-op below hides
+//!   the bug when a leader ships its backlog in one message: the no-op of
+//!   its term commits with the old entries. With `max_entries_per_append`
+//!   of 1 an old entry travels alone and can be counted alone, which the
+//!   simulation's `controller-leader-kill` scenario uses.
 //! - A new leader appends a no-op entry so it can commit in its term.
 //! - Snapshots and log compaction driven by the application; a lagging
 //!   follower gets the leader's snapshot (`InstallSnapshot`, sent whole).
