@@ -101,6 +101,26 @@ async fn every_advertised_version_answers() {
                     assert_eq!(partition.error_code, 0, "v{version}");
                     assert_eq!(partition.low_watermark, 0, "v{version}");
                 }
+                ApiKey::DeleteTopics => {
+                    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+                    use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+                    let doomed = TopicName(StrBytes::from_string(format!("deleted-v{version}")));
+                    let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                        .with_name(doomed.clone())
+                        .with_num_partitions(1)
+                        .with_replication_factor(1)]);
+                    let created: CreateTopicsResponse = round_trip(&broker, ApiKey::CreateTopics, 5, &create).await;
+                    assert_eq!(created.topics[0].error_code, 0, "v{version}");
+                    let request = if version >= 6 {
+                        DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default().with_name(Some(doomed.clone()))])
+                    } else {
+                        DeleteTopicsRequest::default().with_topic_names(vec![doomed.clone()])
+                    }
+                    .with_timeout_ms(1_000);
+                    let response: DeleteTopicsResponse = round_trip(&broker, api, version, &request).await;
+                    assert_eq!(response.responses[0].error_code, 0, "v{version}");
+                    assert_eq!(response.responses[0].name.as_ref(), Some(&doomed), "v{version}");
+                }
                 other => panic!("{other:?} is advertised but not covered by this test"),
             }
         }

@@ -3,9 +3,12 @@
 //! The broker registers (getting a broker epoch), heartbeats, and keeps the
 //! last metadata view it read. Client Metadata requests are answered from a
 //! fresh linearizable read of the quorum (so clients never see metadata go
-//! back in time), CreateTopics is forwarded, and Produce/Fetch are served
-//! only for partitions the view says this broker leads; the local log of
-//! such a partition is opened on first use.
+//! back in time), CreateTopics and DeleteTopics are forwarded, and
+//! Produce/Fetch are served only for partitions the view says this broker
+//! leads; the local log of such a partition is opened on first use, for
+//! the topic id the view names. Every view read also closes the open
+//! partitions of topics that left it or changed id (see
+//! `Broker::reconcile_topics`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,6 +74,15 @@ impl ClusterLink {
         }
     }
 
+    /// Drops a topic the quorum said is gone from the cached view, so data
+    /// requests stop at once instead of at the next read.
+    pub(crate) fn forget_topic(&self, name: &str) {
+        let mut guard = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(view) = guard.as_mut() {
+            view.topics.retain(|t| t.name != name);
+        }
+    }
+
     /// The last view read, if any.
     pub fn cached_view(&self) -> Option<ClusterView> {
         self.view.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -118,6 +130,7 @@ pub async fn run_membership(broker: Arc<Broker>) {
             }
             if let Ok(ControllerResponse::Cluster(view)) = client.call(&ControllerRequest::DescribeCluster, CALL_ATTEMPTS_MAX).await {
                 link.remember(&view);
+                broker.reconcile_topics(&view);
             }
         }
     }

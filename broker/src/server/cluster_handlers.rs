@@ -1,16 +1,16 @@
-//! Metadata and CreateTopics for a broker in cluster mode: answered by the
-//! controller quorum, so what clients see is linearizable.
+//! Metadata, CreateTopics and DeleteTopics for a broker in cluster mode:
+//! answered by the controller quorum, so what clients see is linearizable.
 
 use kafka_protocol::messages::{
     create_topics_response::CreatableTopicResult,
     metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
-    BrokerId, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
+    BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::cluster::ClusterLink;
-use super::handlers::CLUSTER_ID;
+use super::handlers::{delete_targets, deletion_result, CLUSTER_ID};
 use super::Broker;
 use crate::quorum::client::QuorumCallError;
 use crate::quorum::{ControllerRequest, ControllerResponse};
@@ -48,7 +48,10 @@ pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeade
         }
     }
     let view = match view {
-        Ok(view) => view,
+        Ok(view) => {
+            broker.reconcile_topics(&view);
+            view
+        }
         Err(error) => {
             tracing::debug!(%error, "metadata read from the quorum failed");
             let topics = requested
@@ -158,4 +161,45 @@ pub async fn create_topics(broker: &Broker, link: &ClusterLink, request: CreateT
         );
     }
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// Forwards each topic to the quorum as `DeleteTopic`, mapping answers as
+/// [`create_topics`] does: the controller's refusal keeps its code
+/// (UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist), no
+/// reachable leader is NOT_CONTROLLER (certainly not deleted), an unknown
+/// outcome REQUEST_TIMED_OUT (it may be deleted now). A topic the quorum
+/// says is gone leaves this broker's cached view at once, so Produce and
+/// Fetch here answer UNKNOWN_TOPIC_OR_PARTITION; then the view is read
+/// again and the open partitions are brought in line with it.
+pub async fn delete_topics(broker: &Broker, link: &ClusterLink, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut responses = Vec::with_capacity(request.topic_names.len() + request.topics.len());
+    let mut gone = 0;
+    for (result, target) in delete_targets(request) {
+        let name = match target {
+            Ok(name) => name,
+            Err((code, message)) => {
+                responses.push(deletion_result(result, code, Some(message.to_string())));
+                continue;
+            }
+        };
+        let (code, message) = match link.call(&ControllerRequest::DeleteTopic { name: name.clone() }).await {
+            Ok(ControllerResponse::TopicDeleted) => (0, None),
+            Ok(ControllerResponse::Rejected { code, message }) => (code, Some(message)),
+            Ok(other) => (ResponseError::UnknownServerError.code(), Some(format!("unexpected answer {other:?}"))),
+            Err(QuorumCallError::NoLeader(reason)) => (ResponseError::NotController.code(), Some(reason)),
+            Err(QuorumCallError::Unknown(reason)) => (ResponseError::RequestTimedOut.code(), Some(reason)),
+        };
+        if code == 0 || code == ResponseError::UnknownTopicOrPartition.code() {
+            link.forget_topic(&name);
+            gone += 1;
+        }
+        responses.push(deletion_result(result, code, message));
+    }
+    if gone > 0 {
+        match link.describe().await {
+            Ok(view) => broker.reconcile_topics(&view),
+            Err(error) => tracing::debug!(%error, "metadata read after a delete failed"),
+        }
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
 }

@@ -12,7 +12,8 @@ use kafka_protocol::messages::{
     metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic},
     produce_response::{PartitionProduceResponse, TopicProduceResponse},
     delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult},
-    ApiKey, ApiVersionsResponse, BrokerId, DeleteRecordsRequest, DeleteRecordsResponse, CreateTopicsRequest, CreateTopicsResponse, FetchRequest,
+    delete_topics_response::DeletableTopicResult,
+    ApiKey, ApiVersionsResponse, BrokerId, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, CreateTopicsRequest, CreateTopicsResponse, FetchRequest,
     FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
     ProduceRequest, ProduceResponse, RequestHeader, TopicName,
 };
@@ -72,6 +73,13 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
         }
         Request::ListOffsets(request) => encode(ApiKey::ListOffsets, header, &list_offsets(broker, header.request_api_version, request)),
         Request::DeleteRecords(request) => encode(ApiKey::DeleteRecords, header, &delete_records(broker, request)),
+        Request::DeleteTopics(request) => {
+            let response = match &broker.cluster {
+                Some(link) => super::cluster_handlers::delete_topics(broker, link, request).await,
+                None => delete_topics(broker, request),
+            };
+            encode(ApiKey::DeleteTopics, header, &response)
+        }
     }
 }
 
@@ -107,8 +115,61 @@ fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
         TopicError::Storage { source, .. } => storage_code(source),
-        TopicError::BadMeta { .. } | TopicError::Io(_) => ResponseError::KafkaStorageError.code(),
+        TopicError::BadMeta { .. } | TopicError::BadPartitionMetadata { .. } | TopicError::Io(_) => {
+            ResponseError::KafkaStorageError.code()
+        }
+        TopicError::StaleTopicId { .. } => ResponseError::LeaderNotAvailable.code(),
     }
+}
+
+/// What one entry of a DeleteTopics request asks for: the result to send
+/// back (name and id echoed, error code still 0) and the name to delete,
+/// or the result already carrying the error that refuses the entry.
+pub(super) type DeleteTarget = (DeletableTopicResult, Result<String, (i16, &'static str)>);
+
+/// The entries of a DeleteTopics request. Up to v5 topics are named in
+/// `topic_names`; from v6 each entry of `topics` names a topic by name or
+/// by id. Only names are supported: an id alone is UNKNOWN_TOPIC_ID (we
+/// hand out no Kafka topic ids), both or neither is INVALID_REQUEST, as in
+/// Kafka.
+pub(super) fn delete_targets(request: DeleteTopicsRequest) -> Vec<DeleteTarget> {
+    let by_name = request.topic_names.into_iter().map(|name| {
+        let text = name.0.as_str().to_string();
+        (DeletableTopicResult::default().with_name(Some(name)), Ok(text))
+    });
+    let by_state = request.topics.into_iter().map(|state| {
+        let result = DeletableTopicResult::default().with_name(state.name.clone()).with_topic_id(state.topic_id);
+        let target = match (state.name, state.topic_id.is_nil()) {
+            (Some(name), true) => Ok(name.0.as_str().to_string()),
+            (Some(_), false) => Err((ResponseError::InvalidRequest.code(), "give a topic name or a topic id, not both")),
+            (None, false) => Err((ResponseError::UnknownTopicId.code(), "topics are deleted by name only")),
+            (None, true) => Err((ResponseError::InvalidRequest.code(), "an entry names no topic")),
+        };
+        (result, target)
+    });
+    by_name.chain(by_state).collect()
+}
+
+/// Fills in a DeleteTopics result: the code, and a message for versions
+/// that carry one (the encoder writes it only from v5).
+pub(super) fn deletion_result(result: DeletableTopicResult, code: i16, message: Option<String>) -> DeletableTopicResult {
+    result.with_error_code(code).with_error_message(message.filter(|_| code != 0).map(StrBytes::from_string))
+}
+
+/// Standalone DeleteTopics: each named local topic is deleted with its
+/// partitions' logs (see [`Broker::delete_local_topic`]).
+fn delete_topics(broker: &Broker, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let responses = delete_targets(request)
+        .into_iter()
+        .map(|(result, target)| match target {
+            Err((code, message)) => deletion_result(result, code, Some(message.to_string())),
+            Ok(name) => match broker.delete_local_topic(&name) {
+                Ok(()) => deletion_result(result, 0, None),
+                Err(code) => deletion_result(result, code, Some(format!("topic {name:?} was not deleted"))),
+            },
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
 }
 
 /// Creates a topic, or finds it if another request created it first.
@@ -117,7 +178,7 @@ fn create_topic(broker: &Broker, name: &str, meta: TopicMeta) -> Result<(), Topi
     if topics_guard.contains_key(name) {
         return Err(TopicError::AlreadyExists(name.into()));
     }
-    let topic = topics::create(&broker.config, &broker.disk, &broker.clock, name, meta)?;
+    let topic = topics::create(&broker.config, &broker.disk, &broker.clock, name, meta, None)?;
     topics_guard.insert(name.into(), std::sync::Arc::new(topic));
     Ok(())
 }

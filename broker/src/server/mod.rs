@@ -8,7 +8,15 @@
 //! `{"partitions": N, "configs": {...}}`, written to a temporary name,
 //! fsynced, renamed into place and made durable with a directory fsync, so a
 //! crash leaves either no topic or the whole topic. Partition `p` of topic
-//! `t` keeps its log in `<data_dir>/t-p/`.
+//! `t` keeps its log in `<data_dir>/t-p/`; in cluster mode that directory
+//! also holds `partition.metadata`, the id of the topic incarnation the log
+//! belongs to, so a deleted and re-created topic never serves the old
+//! incarnation's records (format and rules in the `topics` module docs).
+//!
+//! DeleteTopics: in cluster mode each topic is deleted through the quorum,
+//! and brokers close (and, once provably safe, remove) the partitions of
+//! topics that left their view or changed id; in standalone mode the topic's
+//! metadata file is removed (the commit point), then its partitions' files.
 
 pub mod cluster;
 mod cluster_handlers;
@@ -147,7 +155,9 @@ impl Broker {
     /// The log of a partition this broker serves, or the Kafka error code
     /// that says why not. In cluster mode the partition must be led by this
     /// broker in the last view read from the quorum; its log is opened (and
-    /// the topic's local metadata written) on first use.
+    /// the topic's local metadata written) on first use, and only for the
+    /// topic incarnation (topic id) the view names: data of an older
+    /// incarnation of the same name is removed first (see `topics`).
     pub(crate) fn partition_log(&self, name: &str, partition: i32) -> Result<Arc<Mutex<crate::storage::PartitionLog>>, i16> {
         use kafka_protocol::ResponseError;
         let index = usize::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
@@ -162,24 +172,137 @@ impl Broker {
             if state.leader != Some(self.config.node_id) {
                 return Err(ResponseError::NotLeaderOrFollower.code());
             }
-            if self.topic(name).is_none() {
-                let meta = TopicMeta {
-                    partitions: topic.partitions.len() as i32,
-                    configs: Default::default(),
-                };
-                let mut guard = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-                if !guard.contains_key(name) {
-                    let created = topics::create(&self.config, &self.disk, &self.clock, name, meta).map_err(|error| {
-                        tracing::warn!(topic = name, %error, "opening a led partition failed");
-                        ResponseError::KafkaStorageError.code()
-                    })?;
-                    guard.insert(name.to_string(), Arc::new(created));
-                }
+            let local = self.topic(name);
+            if local.as_ref().is_none_or(|t| t.topic_id != Some(topic.topic_id)) {
+                return self.open_incarnation(name, topic.topic_id, topic.partitions.len(), index);
             }
+            // Fall through: the open topic is the view's incarnation.
         }
         self.topic(name)
             .and_then(|t| t.partitions.get(index).cloned())
             .ok_or(ResponseError::UnknownTopicOrPartition.code())
+    }
+
+    /// Cluster mode: opens incarnation `topic_id` of topic `name` (with
+    /// `partitions` partitions) and returns partition `index`'s log. An open
+    /// older incarnation is retired and its files removed; an open newer one
+    /// means the view is stale, and the answer is LEADER_NOT_AVAILABLE (the
+    /// client refreshes its metadata and retries).
+    fn open_incarnation(
+        &self,
+        name: &str,
+        topic_id: crate::controller::TopicId,
+        partitions: usize,
+        index: usize,
+    ) -> Result<Arc<Mutex<crate::storage::PartitionLog>>, i16> {
+        use kafka_protocol::ResponseError;
+        let mut guard = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.get(name).map(|open| open.topic_id) {
+            None => {}
+            Some(Some(id)) if id == topic_id => {
+                // Opened by a concurrent request meanwhile.
+                return guard
+                    .get(name)
+                    .and_then(|open| open.partitions.get(index).cloned())
+                    .ok_or(ResponseError::UnknownTopicOrPartition.code());
+            }
+            Some(Some(id)) if id > topic_id => return Err(ResponseError::LeaderNotAvailable.code()),
+            Some(older) => {
+                // An open older incarnation goes with its data; one of
+                // unknown id (written before ids, or half-claimed) keeps its
+                // data for the per-partition check in `topics::create`.
+                let known_older = older.is_some();
+                if let Some(open) = guard.remove(name) {
+                    topics::retire(&open, !known_older);
+                    if known_older {
+                        if let Err(error) = topics::delete(&self.config, self.disk.as_ref(), &open) {
+                            tracing::warn!(topic = name, %error, "removing an older incarnation failed");
+                            return Err(ResponseError::KafkaStorageError.code());
+                        }
+                    }
+                }
+            }
+        }
+        let meta = TopicMeta {
+            partitions: i32::try_from(partitions).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?,
+            configs: Default::default(),
+        };
+        let created = topics::create(&self.config, &self.disk, &self.clock, name, meta, Some(topic_id)).map_err(|error| match error {
+            TopicError::StaleTopicId { .. } => ResponseError::LeaderNotAvailable.code(),
+            error => {
+                tracing::warn!(topic = name, %error, "opening a led partition failed");
+                ResponseError::KafkaStorageError.code()
+            }
+        })?;
+        debug_assert_eq!(created.topic_id, Some(topic_id));
+        let log = created.partitions.get(index).cloned().ok_or(ResponseError::UnknownTopicOrPartition.code());
+        guard.insert(name.to_string(), Arc::new(created));
+        log
+    }
+
+    /// Cluster mode: brings the open topics in line with a view just read
+    /// from the quorum. A topic whose id changed is retired and its data
+    /// removed (the view proves the old incarnation is gone: ids only
+    /// grow); one missing from the view is retired, and its data removed
+    /// only if the view provably postdates the topic's creation (it holds a
+    /// topic id or broker epoch, both Raft offsets, above the topic's id).
+    /// Views may arrive out of order, so an absent topic in an older view
+    /// must not cost its data; its handle is dropped all the same and the
+    /// next request reopens it from disk. Topics of unknown id are left.
+    pub(crate) fn reconcile_topics(&self, view: &crate::quorum::ClusterView) {
+        let view_offset_floor = view
+            .topics
+            .iter()
+            .map(|t| t.topic_id)
+            .chain(view.brokers.iter().map(|b| b.broker_epoch))
+            .max()
+            .unwrap_or(0);
+        let mut guard = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let names: Vec<String> = guard.keys().cloned().collect();
+        for name in names {
+            let Some(local_id) = guard.get(&name).and_then(|t| t.topic_id) else { continue };
+            let delete_data = match view.topics.iter().find(|t| t.name == name) {
+                Some(current) if current.topic_id <= local_id => continue,
+                Some(_) => true,
+                None => view_offset_floor > local_id,
+            };
+            let Some(open) = guard.remove(&name) else { continue };
+            tracing::info!(topic = %name, topic_id = local_id, delete_data, "topic deleted or replaced: closing its partitions");
+            topics::retire(&open, !delete_data);
+            if delete_data {
+                if let Err(error) = topics::delete(&self.config, self.disk.as_ref(), &open) {
+                    tracing::warn!(topic = %name, %error, "removing a deleted topic's data failed");
+                }
+            }
+        }
+    }
+
+    /// Standalone mode: deletes a local topic, its metadata file and its
+    /// partitions' logs. `Err` is the Kafka error code: UNKNOWN_TOPIC_OR_PARTITION
+    /// for a topic that does not exist, KAFKA_STORAGE_ERROR if the metadata
+    /// file could not be removed durably. Removing the metadata file is the
+    /// commit point: if it fails the topic stays as it was; if removing the
+    /// partitions' files fails afterwards the topic is deleted all the same
+    /// and the next create of the name removes the leftovers.
+    pub(crate) fn delete_local_topic(&self, name: &str) -> Result<(), i16> {
+        use kafka_protocol::ResponseError;
+        debug_assert!(self.cluster.is_none(), "cluster topics are deleted through the quorum");
+        let mut guard = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let open = guard.get(name).cloned().ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+        let committed = topics::delete_meta(&self.config, self.disk.as_ref(), name);
+        if let Err(error) = &committed {
+            tracing::warn!(topic = name, %error, "removing a topic's metadata file failed");
+            if self.disk.exists(&topics::meta_path(&self.config.data_dir, name)) {
+                return Err(ResponseError::KafkaStorageError.code());
+            }
+            // Removed but not known to be durable: gone for this process.
+        }
+        guard.remove(name);
+        topics::retire(&open, false);
+        if let Err(error) = topics::wipe_partitions(self.disk.as_ref(), &self.config.data_dir, &open) {
+            tracing::warn!(topic = name, %error, "removing a deleted topic's partitions failed; the next create removes them");
+        }
+        committed.map_err(|_| ResponseError::KafkaStorageError.code())
     }
 
     fn trace(&self, direction: TraceDirection, frame: &[u8]) {

@@ -517,6 +517,16 @@ impl PartitionLog {
         }
     }
 
+    /// Takes the log out of service for good: every later write is refused
+    /// with `Offline(reason)`. The broker calls it before it removes or
+    /// reopens the log's files (a deleted or replaced topic), so a request
+    /// that still holds this handle cannot write into them.
+    pub fn retire(&mut self, reason: &str) {
+        if self.offline.is_none() {
+            self.offline = Some(reason.to_string());
+        }
+    }
+
     /// Whether the log refuses writes until reopened.
     pub fn is_offline(&self) -> bool {
         self.offline.is_some()

@@ -12,7 +12,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, FetchRequest, ListOffsetsRequest,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
     MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -36,6 +36,8 @@ pub enum Request {
     CreateTopics(CreateTopicsRequest),
     /// DeleteRecords.
     DeleteRecords(DeleteRecordsRequest),
+    /// DeleteTopics.
+    DeleteTopics(DeleteTopicsRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -99,6 +101,7 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::ApiVersions => Request::ApiVersions(ApiVersionsRequest::decode(&mut buf, version)?),
             ApiKey::CreateTopics => Request::CreateTopics(CreateTopicsRequest::decode(&mut buf, version)?),
             ApiKey::DeleteRecords => Request::DeleteRecords(DeleteRecordsRequest::decode(&mut buf, version)?),
+            ApiKey::DeleteTopics => Request::DeleteTopics(DeleteTopicsRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;

@@ -1,0 +1,257 @@
+//! DeleteTopics in cluster mode, end to end over real TCP: one controller
+//! (a single-voter Raft quorum) and one broker in this process. Deleting
+//! goes through the quorum; afterwards Metadata no longer lists the topic,
+//! Produce and Fetch answer UNKNOWN_TOPIC_OR_PARTITION, and a topic created
+//! again under the same name (a new topic id) serves none of the old
+//! incarnation's records, although the broker opens partition logs lazily
+//! from directories named after the topic.
+//!
+//! Run: `cargo test -p dlog-broker --test cluster_delete_topics`. Plain
+//! build only: it needs real TCP, real time and a multi-threaded runtime
+//! (the simulation covers cluster mode in `scenarios/`).
+#![cfg(not(madsim))]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::clock::{ManualClock, SystemClock};
+use broker::config::BrokerConfig;
+use broker::controller::ControllerConfig;
+use broker::disk::RealDisk;
+use broker::quorum::{run_controller, ControllerNodeConfig, ControllerStats};
+use broker::raft::RaftConfig;
+use broker::server::Broker;
+use common::call;
+use kafka_protocol::messages::{
+    create_topics_request::CreatableTopic,
+    fetch_request::{FetchPartition, FetchTopic},
+    fetch_response::PartitionData,
+    metadata_request::MetadataRequestTopic,
+    produce_request::{PartitionProduceData, TopicProduceData},
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, FetchRequest,
+    FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::ResponseError;
+
+const UNKNOWN_TOPIC: i16 = 3; // UNKNOWN_TOPIC_OR_PARTITION
+/// How long the quorum may take to elect a leader and admit the broker.
+const STARTUP_MS_MAX: u64 = 20_000;
+
+fn name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A controller and a broker (node 1 both) on fresh ports and a fresh
+/// directory; the broker has registered and created nothing yet.
+struct Cluster {
+    broker: Arc<Broker>,
+    dir: PathBuf,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Cluster {
+    async fn start(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("dlog-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (raft_port, api_port) = (free_port(), free_port());
+        let node = ControllerNodeConfig {
+            node_id: 1,
+            raft_peers: BTreeMap::from([(1, format!("127.0.0.1:{raft_port}"))]),
+            raft_listen: format!("127.0.0.1:{raft_port}").parse().unwrap(),
+            api_listen: format!("127.0.0.1:{api_port}").parse().unwrap(),
+            data_dir: dir.join("__raft"),
+            raft: RaftConfig::new(1, vec![1]),
+            fsync: true,
+            tick_ms: 10,
+            metadata: ControllerConfig::default(),
+            seed: 1,
+        };
+        let controller = tokio::spawn(async move {
+            let outcome = run_controller(node, Arc::new(RealDisk), Arc::new(SystemClock), Arc::new(ControllerStats::default())).await;
+            panic!("the controller stopped: {outcome:?}");
+        });
+        let config = BrokerConfig {
+            data_dir: dir.join("broker"),
+            node_id: 1,
+            controller_quorum_voters: Some(format!("1@127.0.0.1:{api_port}")),
+            broker_heartbeat_interval_ms: 100,
+            auto_create_topics: false,
+            ..BrokerConfig::default()
+        };
+        let broker = Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap();
+        let membership = tokio::spawn(broker::server::cluster::run_membership(broker.clone()));
+        let cluster = Self { broker, dir, tasks: vec![controller, membership] };
+        // Ready once the quorum has a leader and lists the broker unfenced.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(STARTUP_MS_MAX);
+        loop {
+            let response: MetadataResponse = call(&cluster.broker, ApiKey::Metadata, 9, &MetadataRequest::default().with_topics(None)).await;
+            if !response.brokers.is_empty() {
+                return cluster;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the broker did not join the quorum within {STARTUP_MS_MAX} ms");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("broker")
+    }
+
+    async fn create(&self, topic: &str, partitions: i32) -> i16 {
+        let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)]);
+        let response: CreateTopicsResponse = call(&self.broker, ApiKey::CreateTopics, 5, &request).await;
+        response.topics[0].error_code
+    }
+
+    async fn delete(&self, topic: &str) -> i16 {
+        let request = DeleteTopicsRequest::default().with_topic_names(vec![name(topic)]).with_timeout_ms(5_000);
+        let response: DeleteTopicsResponse = call(&self.broker, ApiKey::DeleteTopics, 5, &request).await;
+        assert_eq!(response.responses[0].name.as_ref().map(|n| n.0.as_str()), Some(topic));
+        response.responses[0].error_code
+    }
+
+    /// Every topic Metadata lists (a fresh read of the quorum; it also
+    /// refreshes the broker's view used by Produce and Fetch).
+    async fn listed(&self) -> Vec<String> {
+        let response: MetadataResponse = call(&self.broker, ApiKey::Metadata, 9, &MetadataRequest::default().with_topics(None)).await;
+        response.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string())).collect()
+    }
+
+    async fn metadata_code(&self, topic: &str) -> i16 {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]))
+            .with_allow_auto_topic_creation(false);
+        let response: MetadataResponse = call(&self.broker, ApiKey::Metadata, 9, &request).await;
+        response.topics[0].error_code
+    }
+
+    async fn produce(&self, topic: &str, value: &'static [u8]) -> (i16, i64) {
+        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1_000).with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(common::batch(None, value)))])]);
+        let response: ProduceResponse = call(&self.broker, ApiKey::Produce, 7, &request).await;
+        let p = &response.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    }
+
+    async fn fetch(&self, topic: &str, offset: i64) -> PartitionData {
+        let request = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)])]);
+        let response: FetchResponse = call(&self.broker, ApiKey::Fetch, 11, &request).await;
+        response.responses[0].partitions[0].clone()
+    }
+}
+
+fn values(partition: &PartitionData) -> Vec<String> {
+    let mut records = partition.records.clone().unwrap_or_default();
+    RecordBatchDecoder::decode_all(&mut records)
+        .unwrap()
+        .into_iter()
+        .flat_map(|set| set.records)
+        .map(|r| String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap())
+        .collect()
+}
+
+/// The topic id in a partition directory's `partition.metadata`.
+fn stored_topic_id(partition_dir: &Path) -> u64 {
+    let text = std::fs::read_to_string(partition_dir.join("partition.metadata")).expect("partition.metadata");
+    let id = text.strip_prefix("version: 0\ntopic_id: ").and_then(|rest| rest.strip_suffix('\n')).expect("format");
+    id.parse().expect("decimal id")
+}
+
+fn log_files(partition_dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(partition_dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".log"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_through_the_quorum_and_recreate_serves_no_old_records() {
+    let cluster = Cluster::start("cluster-delete").await;
+    assert_eq!(cluster.create("t", 1).await, 0);
+    assert_eq!(cluster.listed().await, ["t"]);
+    for value in [b"old-1" as &'static [u8], b"old-2", b"old-3"] {
+        assert_eq!(cluster.produce("t", value).await.0, 0);
+    }
+    assert_eq!(values(&cluster.fetch("t", 0).await), ["old-1", "old-2", "old-3"]);
+    let partition_dir = cluster.data_dir().join("t-0");
+    let old_id = stored_topic_id(&partition_dir);
+
+    assert_eq!(cluster.delete("t").await, 0);
+
+    // Gone for Produce and Fetch at once (the broker dropped it from its view) ...
+    assert_eq!(cluster.produce("t", b"late").await.0, UNKNOWN_TOPIC);
+    assert_eq!(cluster.fetch("t", 0).await.error_code, UNKNOWN_TOPIC);
+    // ... and for Metadata, which reads the quorum.
+    assert_eq!(cluster.listed().await, Vec::<String>::new());
+    assert_eq!(cluster.metadata_code("t").await, UNKNOWN_TOPIC);
+    assert_eq!(cluster.produce("t", b"late").await.0, UNKNOWN_TOPIC);
+    // Deleting it again, or a topic that never existed: UNKNOWN_TOPIC_OR_PARTITION.
+    assert_eq!(cluster.delete("t").await, UNKNOWN_TOPIC);
+    assert_eq!(cluster.delete("never-was").await, UNKNOWN_TOPIC);
+
+    // Created again: a new id, and the partition starts empty although its
+    // directory held the old incarnation's log.
+    assert_eq!(cluster.create("t", 1).await, 0);
+    assert_eq!(cluster.listed().await, ["t"]);
+    let data = cluster.fetch("t", 0).await;
+    assert_eq!((data.error_code, data.high_watermark), (0, 0), "the old records are not served");
+    assert_eq!(values(&data), Vec::<String>::new());
+    let new_id = stored_topic_id(&partition_dir);
+    assert!(new_id > old_id, "partition.metadata names the new incarnation: {old_id} -> {new_id}");
+    assert_eq!(cluster.produce("t", b"new-1").await, (0, 0), "offsets start again at 0");
+    assert_eq!(values(&cluster.fetch("t", 0).await), ["new-1"]);
+}
+
+/// When the view read after a delete provably postdates the deleted
+/// topic's creation (it holds a topic created later), the broker removes
+/// the deleted topic's files right away, not only when the name returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_topic_data_is_removed_once_a_later_view_proves_it_gone() {
+    let cluster = Cluster::start("cluster-delete-reclaim").await;
+    assert_eq!(cluster.create("gone", 1).await, 0);
+    assert_eq!(cluster.create("later", 1).await, 0);
+    assert_eq!(cluster.listed().await, ["gone", "later"]);
+    assert_eq!(cluster.produce("gone", b"x").await.0, 0);
+    assert_eq!(cluster.produce("later", b"y").await.0, 0);
+    let gone_dir = cluster.data_dir().join("gone-0");
+    assert!(!log_files(&gone_dir).is_empty());
+
+    assert_eq!(cluster.delete("gone").await, 0);
+    assert_eq!(log_files(&gone_dir), Vec::<String>::new(), "the deleted topic's log files are removed");
+    assert!(!gone_dir.join("partition.metadata").exists());
+    assert!(!cluster.data_dir().join("gone.topic").exists());
+    // The other topic is untouched.
+    assert_eq!(values(&cluster.fetch("later", 0).await), ["y"]);
+    assert_eq!(cluster.delete("later").await, 0);
+    assert_eq!(cluster.listed().await, Vec::<String>::new());
+    let code = cluster.delete("later").await;
+    assert_eq!(code, ResponseError::UnknownTopicOrPartition.code());
+}
