@@ -25,18 +25,15 @@ use broker::disk::RealDisk;
 use broker::quorum::{run_controller, ControllerNodeConfig, ControllerStats};
 use broker::raft::RaftConfig;
 use broker::server::Broker;
-use common::call;
+use common::{call, record_values as values};
 use kafka_protocol::messages::{
     create_topics_request::CreatableTopic,
-    fetch_request::{FetchPartition, FetchTopic},
     fetch_response::PartitionData,
     metadata_request::MetadataRequestTopic,
-    produce_request::{PartitionProduceData, TopicProduceData},
-    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, FetchRequest,
-    FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 
 const UNKNOWN_TOPIC: i16 = 3; // UNKNOWN_TOPIC_OR_PARTITION
@@ -148,31 +145,12 @@ impl Cluster {
     }
 
     async fn produce(&self, topic: &str, value: &'static [u8]) -> (i16, i64) {
-        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1_000).with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(common::batch(None, value)))])]);
-        let response: ProduceResponse = call(&self.broker, ApiKey::Produce, 7, &request).await;
-        let p = &response.responses[0].partition_responses[0];
-        (p.error_code, p.base_offset)
+        common::produce(&self.broker, topic, 0, value).await
     }
 
     async fn fetch(&self, topic: &str, offset: i64) -> PartitionData {
-        let request = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)])]);
-        let response: FetchResponse = call(&self.broker, ApiKey::Fetch, 11, &request).await;
-        response.responses[0].partitions[0].clone()
+        common::fetch(&self.broker, topic, 0, offset).await
     }
-}
-
-fn values(partition: &PartitionData) -> Vec<String> {
-    let mut records = partition.records.clone().unwrap_or_default();
-    RecordBatchDecoder::decode_all(&mut records)
-        .unwrap()
-        .into_iter()
-        .flat_map(|set| set.records)
-        .map(|r| String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap())
-        .collect()
 }
 
 /// The topic id in a partition directory's `partition.metadata`.

@@ -18,20 +18,16 @@ use broker::disk::RealDisk;
 use broker::server::Broker;
 use broker::wire::DecodeError;
 use bytes::Bytes;
-use common::{call, open_broker};
+use common::{call, fetch, open_broker, produce, record_values as values};
 use kafka_protocol::messages::{
     create_topics_request::CreatableTopic,
     delete_topics_request::DeleteTopicState,
-    fetch_request::{FetchPartition, FetchTopic},
-    fetch_response::PartitionData,
     metadata_request::MetadataRequestTopic,
-    produce_request::{PartitionProduceData, TopicProduceData},
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, FetchRequest, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, MetadataRequest, MetadataResponse,
     TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 
 const UNKNOWN_TOPIC: i16 = 3; // UNKNOWN_TOPIC_OR_PARTITION
@@ -62,35 +58,6 @@ async fn delete(broker: &Broker, topic: &str, version: i16) -> i16 {
     let result = &response.responses[0];
     assert_eq!(result.name.as_ref().map(|n| n.0.as_str()), Some(topic), "v{version} echoes the name");
     result.error_code
-}
-
-/// Produce of one record to partition `partition`: (error code, base offset).
-async fn produce(broker: &Broker, topic: &str, partition: i32, value: &'static [u8]) -> (i16, i64) {
-    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1_000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(name(topic))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(common::batch(None, value)))])]);
-    let response: ProduceResponse = call(broker, ApiKey::Produce, 7, &request).await;
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
-
-async fn fetch(broker: &Broker, topic: &str, partition: i32, offset: i64) -> PartitionData {
-    let request = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
-        .with_topic(name(topic))
-        .with_partitions(vec![FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)])]);
-    let response: FetchResponse = call(broker, ApiKey::Fetch, 11, &request).await;
-    response.responses[0].partitions[0].clone()
-}
-
-/// The values of every record a fetch from `offset` returns.
-fn values(partition: &PartitionData) -> Vec<String> {
-    let mut records = partition.records.clone().unwrap_or_default();
-    RecordBatchDecoder::decode_all(&mut records)
-        .unwrap()
-        .into_iter()
-        .flat_map(|set| set.records)
-        .map(|r| String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap())
-        .collect()
 }
 
 /// Metadata for `topic` without auto-creation: the topic's error code.

@@ -12,9 +12,14 @@ use broker::disk::RealDisk;
 use broker::server::Broker;
 use broker::wire::codec::{decode_response, encode_request};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::{
+    fetch_request::{FetchPartition, FetchTopic},
+    fetch_response::PartitionData,
+    produce_request::{PartitionProduceData, TopicProduceData},
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 /// A broker on a fresh directory under the system temp dir; the caller
 /// removes the directory when done.
@@ -73,4 +78,40 @@ pub fn batch(key: Option<&'static [u8]>, value: &'static [u8]) -> Bytes {
     };
     RecordBatchEncoder::encode(&mut buf, &[record], &options).unwrap();
     buf.freeze()
+}
+
+/// A topic name for requests.
+pub fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+/// Produce (acks -1) of one record to partition `partition`: (error code,
+/// base offset).
+pub async fn produce(broker: &Broker, topic: &str, partition: i32, value: &'static [u8]) -> (i16, i64) {
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1_000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(topic_name(topic))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(batch(None, value)))])]);
+    let response: ProduceResponse = call(broker, ApiKey::Produce, 7, &request).await;
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// Fetch of partition `partition` from `offset`: the partition's answer.
+pub async fn fetch(broker: &Broker, topic: &str, partition: i32, offset: i64) -> PartitionData {
+    let request = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
+        .with_topic(topic_name(topic))
+        .with_partitions(vec![FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)])]);
+    let response: FetchResponse = call(broker, ApiKey::Fetch, 11, &request).await;
+    response.responses[0].partitions[0].clone()
+}
+
+/// The values of every record in a fetch answer, as text.
+pub fn record_values(partition: &PartitionData) -> Vec<String> {
+    let mut records = partition.records.clone().unwrap_or_default();
+    RecordBatchDecoder::decode_all(&mut records)
+        .unwrap()
+        .into_iter()
+        .flat_map(|set| set.records)
+        .map(|r| String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap())
+        .collect()
 }
