@@ -18,12 +18,11 @@ use broker::disk::RealDisk;
 use broker::server::Broker;
 use broker::wire::DecodeError;
 use bytes::Bytes;
-use common::{call, fetch, open_broker, produce, record_values as values};
+use common::{call, create_topic as create, fetch, open_broker, produce, record_values as values};
 use kafka_protocol::messages::{
-    create_topics_request::CreatableTopic,
     delete_topics_request::DeleteTopicState,
     metadata_request::MetadataRequestTopic,
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse, MetadataRequest, MetadataResponse,
     TopicName,
 };
@@ -34,15 +33,6 @@ const UNKNOWN_TOPIC: i16 = 3; // UNKNOWN_TOPIC_OR_PARTITION
 
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
-}
-
-async fn create(broker: &Broker, topic: &str, partitions: i32) -> i16 {
-    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)]);
-    let response: CreateTopicsResponse = call(broker, ApiKey::CreateTopics, 5, &request).await;
-    response.topics[0].error_code
 }
 
 /// DeleteTopics of one topic by name at `version`; the result's error code.

@@ -778,6 +778,13 @@ impl PartitionLog {
     /// Flushes, writes the active segment's indexes and a clean-shutdown
     /// marker so the next `open` validates only the tail.
     pub fn close(mut self) -> Result<()> {
+        self.close_in_place()
+    }
+
+    /// [`close`](Self::close) for a log others still hold a handle to (the
+    /// broker's logs sit behind shared locks): does the same, then retires
+    /// the log, so no write can land after the marker says "clean".
+    pub fn close_in_place(&mut self) -> Result<()> {
         self.ensure_online()?;
         self.flush()?;
         let disk = self.disk.clone();
@@ -790,6 +797,7 @@ impl PartitionLog {
         }
         let marker = checkpoint::encode(CheckpointKind::CleanShutdown, &self.log_end_offset.to_be_bytes());
         checkpoint::write_atomic(&*disk, &self.dir, CLEAN_SHUTDOWN_FILE, &marker)?;
+        self.retire("closed for shutdown");
         Ok(())
     }
 

@@ -13,10 +13,11 @@ use broker::server::Broker;
 use broker::wire::codec::{decode_response, encode_request};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
+    create_topics_request::CreatableTopic,
     fetch_request::{FetchPartition, FetchTopic},
     fetch_response::PartitionData,
     produce_request::{PartitionProduceData, TopicProduceData},
-    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -114,4 +115,14 @@ pub fn record_values(partition: &PartitionData) -> Vec<String> {
         .flat_map(|set| set.records)
         .map(|r| String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap())
         .collect()
+}
+
+/// CreateTopics (v5) of one topic with `partitions` partitions: its error code.
+pub async fn create_topic(broker: &Broker, topic: &str, partitions: i32) -> i16 {
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    let response: CreateTopicsResponse = call(broker, ApiKey::CreateTopics, 5, &request).await;
+    response.topics[0].error_code
 }
