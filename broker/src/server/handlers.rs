@@ -165,7 +165,10 @@ fn delete_topics(broker: &Broker, request: DeleteTopicsRequest) -> DeleteTopicsR
             Err((code, message)) => deletion_result(result, code, Some(message.to_string())),
             Ok(name) => match broker.delete_local_topic(&name) {
                 Ok(()) => deletion_result(result, 0, None),
-                Err(code) => deletion_result(result, code, Some(format!("topic {name:?} was not deleted"))),
+                Err(code) if code == kafka_protocol::ResponseError::UnknownTopicOrPartition.code() => {
+                    deletion_result(result, code, Some(format!("no topic named {name:?}")))
+                }
+                Err(code) => deletion_result(result, code, Some(format!("topic {name:?} was not deleted: its files could not be removed"))),
             },
         })
         .collect();
