@@ -30,6 +30,7 @@ deps:
 	  echo "installing kcat and chromium (Debian packages) for the end-to-end tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat chromium >/dev/null; fi
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
+	@python3 -c 'import kafka' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check kafka-python==3.0.12
 
 ## lint: clippy with the determinism rules (clippy.toml) as errors
 lint:

@@ -122,6 +122,18 @@ impl Cluster {
         response.topics[0].error_code
     }
 
+    /// Creates a topic just deleted: retries while the name is held back.
+    async fn create_after_delete(&self, topic: &str, partitions: i32) -> i16 {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(STARTUP_MS_MAX);
+        loop {
+            let code = self.create(topic, partitions).await;
+            if code != ResponseError::TopicAlreadyExists.code() || tokio::time::Instant::now() >= deadline {
+                return code;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn delete(&self, topic: &str) -> i16 {
         let request = DeleteTopicsRequest::default().with_topic_names(vec![name(topic)]).with_timeout_ms(5_000);
         let response: DeleteTopicsResponse = call(&self.broker, ApiKey::DeleteTopics, 5, &request).await;
@@ -195,9 +207,11 @@ async fn delete_through_the_quorum_and_recreate_serves_no_old_records() {
     assert_eq!(cluster.delete("t").await, UNKNOWN_TOPIC);
     assert_eq!(cluster.delete("never-was").await, UNKNOWN_TOPIC);
 
-    // Created again: a new id, and the partition starts empty although its
-    // directory held the old incarnation's log.
-    assert_eq!(cluster.create("t", 1).await, 0);
+    // Created again: the quorum holds the name back (TOPIC_ALREADY_EXISTS,
+    // "marked for deletion") until the broker's heartbeat says it has acted
+    // on the deletion; then a new id, and the partition starts empty
+    // although its directory held the old incarnation's log.
+    assert_eq!(cluster.create_after_delete("t", 1).await, 0);
     assert_eq!(cluster.listed().await, ["t"]);
     let data = cluster.fetch("t", 0).await;
     assert_eq!((data.error_code, data.high_watermark), (0, 0), "the old records are not served");

@@ -39,8 +39,13 @@ impl Log {
     }
 
     fn heartbeat(&mut self, broker_id: BrokerId, now_ms: i64) {
+        self.heartbeat_acting_on(broker_id, now_ms, 0);
+    }
+
+    /// A heartbeat saying the broker has acted on metadata up to `metadata_offset`.
+    fn heartbeat_acting_on(&mut self, broker_id: BrokerId, now_ms: i64, metadata_offset: u64) {
         let broker_epoch = self.image.broker(broker_id).expect("registered").broker_epoch;
-        self.apply(MetadataRecord::BrokerHeartbeat { broker_id, broker_epoch, now_ms }).expect("heartbeat");
+        self.apply(MetadataRecord::BrokerHeartbeat { broker_id, broker_epoch, now_ms, metadata_offset }).expect("heartbeat");
     }
 
     /// Registers and unfences brokers 1..=n at time 0.
@@ -103,7 +108,7 @@ fn controller_registration_epochs_and_reregistration() {
     let new_epoch = log.register(1, 8, 1_500 + 9_000).unwrap();
     assert!(new_epoch > epoch);
     // The old process's heartbeat is fenced by the epoch.
-    let stale = log.apply(MetadataRecord::BrokerHeartbeat { broker_id: 1, broker_epoch: epoch, now_ms: 11_000 });
+    let stale = log.apply(MetadataRecord::BrokerHeartbeat { broker_id: 1, broker_epoch: epoch, now_ms: 11_000, metadata_offset: 0 });
     assert_eq!(stale, Err(MetadataError::StaleBrokerEpoch { broker_id: 1, given: epoch, current: new_epoch }));
     assert!(log.image.broker(1).unwrap().fenced);
 }
@@ -300,6 +305,8 @@ fn controller_delete_topic_is_fenced_by_topic_id() {
     let mut log = Log::with_brokers(1);
     let old_id = log.create("t", 1, 1);
     log.apply(MetadataRecord::DeleteTopic { name: "t".into(), topic_id: old_id }).unwrap();
+    let deleted_at = log.image.last_applied_offset();
+    log.heartbeat_acting_on(1, 1, deleted_at);
     let new_id = log.create("t", 1, 1);
     assert_ne!(old_id, new_id);
     // A delete aimed at the old topic must not delete the new one.
@@ -332,4 +339,39 @@ fn controller_snapshot_restore_and_determinism() {
     assert_eq!(restored.last_applied_offset(), one.offset);
     assert!(matches!(MetadataImage::restore(b"{not json"), Err(MetadataError::BadSnapshot(_))));
     assert!(matches!(MetadataRecord::decode(b"\x00\x01"), Err(MetadataError::Decode(_))));
+}
+
+#[test]
+fn controller_holds_a_deleted_name_back_until_every_replica_broker_has_seen_the_deletion() {
+    let mut log = Log::with_brokers(3);
+    let old_id = log.create("t", 3, 2);
+    let holders: Vec<BrokerId> = {
+        let mut ids: Vec<BrokerId> = log.image.topic("t").unwrap().partitions.iter().flat_map(|p| p.replicas.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    assert_eq!(holders, [1, 2, 3]);
+    log.apply(MetadataRecord::DeleteTopic { name: "t".into(), topic_id: old_id }).unwrap();
+    let deleted_at = log.image.last_applied_offset();
+    let create_again = |log: &mut Log| log.apply(MetadataRecord::CreateTopic { name: "t".into(), partitions: 1, replication_factor: 1 });
+
+    // A broker still on older metadata would take records for a new "t"
+    // into the old incarnation's log.
+    assert_eq!(create_again(&mut log), Err(MetadataError::TopicMarkedForDeletion("t".into())));
+    log.heartbeat_acting_on(1, 1, deleted_at);
+    log.heartbeat_acting_on(2, 1, deleted_at - 1);
+    assert_eq!(create_again(&mut log), Err(MetadataError::TopicMarkedForDeletion("t".into())), "broker 2 and 3 lag");
+    log.heartbeat_acting_on(2, 2, deleted_at + 5);
+    // Broker 3 never says so, but a fenced broker leads nothing of a new topic.
+    let fenced = log.expire_sessions(100_000);
+    assert!(fenced.contains(&3), "broker 3's session expired: {fenced:?}");
+    log.heartbeat_acting_on(1, 100_000, deleted_at);
+    log.heartbeat_acting_on(2, 100_000, deleted_at);
+    assert!(matches!(create_again(&mut log), Ok(ApplyOutcome::TopicCreated { .. })));
+    // Other names are never held back.
+    assert!(matches!(
+        log.apply(MetadataRecord::CreateTopic { name: "other".into(), partitions: 1, replication_factor: 1 }),
+        Ok(ApplyOutcome::TopicCreated { .. })
+    ));
 }

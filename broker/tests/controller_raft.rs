@@ -145,7 +145,7 @@ fn controller_replicas_agree_through_restart_and_snapshot_install() {
         });
         let leader = c.leader();
         let epoch = c.replicas[&leader].as_ref().unwrap().image.broker(broker_id).unwrap().broker_epoch;
-        c.propose(MetadataRecord::BrokerHeartbeat { broker_id, broker_epoch: epoch, now_ms: 10 });
+        c.propose(MetadataRecord::BrokerHeartbeat { broker_id, broker_epoch: epoch, now_ms: 10, metadata_offset: 0 });
     }
     // One replica goes down (its directory stays).
     let leader = c.leader();

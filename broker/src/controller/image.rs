@@ -67,6 +67,9 @@ pub enum MetadataError {
     /// Topic exists.
     #[error("topic {0:?} already exists")]
     TopicAlreadyExists(String),
+    /// The name was deleted and some broker has not seen that yet.
+    #[error("topic {0:?} is marked for deletion: it can be created again once every broker has seen the deletion")]
+    TopicMarkedForDeletion(String),
     /// Bad partition count.
     #[error("invalid partition count {0}")]
     InvalidPartitions(u32),
@@ -144,6 +147,11 @@ pub struct BrokerRegistration {
     pub fenced: bool,
     /// Controller time of the last heartbeat (or registration).
     pub last_heartbeat_ms: i64,
+    /// The newest metadata offset this broker says it has acted on (its
+    /// cached view is at least this new and its local topics match it):
+    /// the highest `metadata_offset` its heartbeats carried.
+    #[serde(default)]
+    pub metadata_offset: u64,
 }
 
 /// One partition's replication state.
@@ -215,6 +223,26 @@ pub struct MetadataImage {
     brokers: BTreeMap<BrokerId, BrokerRegistration>,
     topics: BTreeMap<TopicId, TopicState>,
     topic_ids: BTreeMap<String, TopicId>,
+    /// Deleted topic names that may not be created again yet (see
+    /// [`PendingDeletion`]).
+    #[serde(default)]
+    pending_deletions: BTreeMap<String, PendingDeletion>,
+}
+
+/// A deleted topic whose name is held back. A broker acts on metadata it
+/// reads from the quorum, which can lag: one that has not yet seen the
+/// deletion still serves the old topic's partitions and would take a
+/// record meant for a new topic of the same name into the old incarnation's
+/// log, acknowledged and then lost. So a name may be created again only
+/// once every broker that held a replica has reported (in a heartbeat) a
+/// metadata offset at or past the deletion, registered after it, or been
+/// fenced or removed (a fenced broker leads nothing in a new topic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDeletion {
+    /// Offset of the DeleteTopic record.
+    pub deleted_at: u64,
+    /// Brokers that held a replica of the deleted topic.
+    pub replicas: Vec<BrokerId>,
 }
 
 const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -229,6 +257,7 @@ impl MetadataImage {
             brokers: BTreeMap::new(),
             topics: BTreeMap::new(),
             topic_ids: BTreeMap::new(),
+            pending_deletions: BTreeMap::new(),
         }
     }
 
@@ -317,8 +346,8 @@ impl MetadataImage {
             MetadataRecord::RegisterBroker { broker_id, incarnation_id, listener, rack, now_ms } => {
                 self.register_broker(offset, *broker_id, *incarnation_id, listener, rack, *now_ms)
             }
-            MetadataRecord::BrokerHeartbeat { broker_id, broker_epoch, now_ms } => {
-                self.heartbeat(*broker_id, *broker_epoch, *now_ms)
+            MetadataRecord::BrokerHeartbeat { broker_id, broker_epoch, now_ms, metadata_offset } => {
+                self.heartbeat(*broker_id, *broker_epoch, *now_ms, *metadata_offset)
             }
             MetadataRecord::FenceBroker { broker_id, broker_epoch, now_ms } => {
                 self.fence_broker(*broker_id, *broker_epoch, *now_ms)
@@ -326,7 +355,7 @@ impl MetadataImage {
             MetadataRecord::CreateTopic { name, partitions, replication_factor } => {
                 self.create_topic(offset, name, *partitions, *replication_factor)
             }
-            MetadataRecord::DeleteTopic { name, topic_id } => self.delete_topic(name, *topic_id),
+            MetadataRecord::DeleteTopic { name, topic_id } => self.delete_topic(offset, name, *topic_id),
             MetadataRecord::AlterPartition {
                 topic_id,
                 partition,
@@ -387,6 +416,7 @@ impl MetadataImage {
                 rack: rack.clone(),
                 fenced: true,
                 last_heartbeat_ms: now_ms,
+                metadata_offset: 0,
             },
         );
         Ok(ApplyOutcome::BrokerRegistered { broker_epoch: offset })
@@ -404,11 +434,26 @@ impl MetadataImage {
         Ok(broker)
     }
 
-    fn heartbeat(&mut self, broker_id: BrokerId, broker_epoch: BrokerEpoch, now_ms: i64) -> Result<ApplyOutcome, MetadataError> {
+    fn heartbeat(
+        &mut self,
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        now_ms: i64,
+        metadata_offset: u64,
+    ) -> Result<ApplyOutcome, MetadataError> {
         let was_fenced = self.current_registration(broker_id, broker_epoch)?.fenced;
         let broker = self.brokers.get_mut(&broker_id).expect("checked above");
         broker.last_heartbeat_ms = broker.last_heartbeat_ms.max(now_ms);
+        broker.metadata_offset = broker.metadata_offset.max(metadata_offset);
         broker.fenced = false;
+        // Names every broker has seen deleted need no holding back.
+        let held: Vec<String> = self
+            .pending_deletions
+            .iter()
+            .filter(|(_, pending)| !self.deletion_seen_everywhere(pending))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.pending_deletions.retain(|name, _| held.contains(name));
         if was_fenced {
             self.elect_offline_partitions();
         }
@@ -487,6 +532,11 @@ impl MetadataImage {
         if self.topic_ids.contains_key(name) {
             return Err(MetadataError::TopicAlreadyExists(name.to_string()));
         }
+        if let Some(pending) = self.pending_deletions.get(name) {
+            if !self.deletion_seen_everywhere(pending) {
+                return Err(MetadataError::TopicMarkedForDeletion(name.to_string()));
+            }
+        }
         if partitions == 0 {
             return Err(MetadataError::InvalidPartitions(partitions));
         }
@@ -494,6 +544,7 @@ impl MetadataImage {
         if replication_factor == 0 || usize::from(replication_factor) > live.len() {
             return Err(MetadataError::InvalidReplicationFactor { requested: replication_factor, live_brokers: live.len() });
         }
+        self.pending_deletions.remove(name);
         let topic_id = offset;
         let start = (topic_id % live.len() as u64) as usize;
         let partitions = (0..partitions as usize)
@@ -514,14 +565,35 @@ impl MetadataImage {
         Ok(ApplyOutcome::TopicCreated { topic_id })
     }
 
-    fn delete_topic(&mut self, name: &str, topic_id: TopicId) -> Result<ApplyOutcome, MetadataError> {
+    fn delete_topic(&mut self, offset: u64, name: &str, topic_id: TopicId) -> Result<ApplyOutcome, MetadataError> {
         let current = *self.topic_ids.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         if current != topic_id {
             return Err(MetadataError::TopicIdMismatch { name: name.to_string(), given: topic_id, current });
         }
         self.topic_ids.remove(name);
-        self.topics.remove(&topic_id);
+        let topic = self.topics.remove(&topic_id).expect("topic_ids and topics agree");
+        let mut replicas: Vec<BrokerId> = topic.partitions.iter().flat_map(|p| p.replicas.iter().copied()).collect();
+        replicas.sort_unstable();
+        replicas.dedup();
+        self.pending_deletions.insert(name.to_string(), PendingDeletion { deleted_at: offset, replicas });
         Ok(ApplyOutcome::TopicDeleted)
+    }
+
+    /// Whether every broker that held a replica of a deleted topic is past
+    /// its deletion (see [`PendingDeletion`]).
+    fn deletion_seen_everywhere(&self, pending: &PendingDeletion) -> bool {
+        pending.replicas.iter().all(|id| match self.brokers.get(id) {
+            None => true,
+            Some(broker) => {
+                broker.fenced || broker.broker_epoch > pending.deleted_at || broker.metadata_offset >= pending.deleted_at
+            }
+        })
+    }
+
+    /// Deleted names still held back, with the brokers that have not seen
+    /// the deletion yet.
+    pub fn pending_deletions(&self) -> impl Iterator<Item = (&String, &PendingDeletion)> {
+        self.pending_deletions.iter()
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -48,6 +48,10 @@ pub enum MetadataRecord {
         broker_epoch: BrokerEpoch,
         /// Controller leader's clock when it accepted the heartbeat.
         now_ms: i64,
+        /// The newest metadata offset the broker has acted on (0 from
+        /// brokers that do not say).
+        #[serde(default)]
+        metadata_offset: u64,
     },
     /// The controller leader saw no heartbeat for the session timeout.
     /// Re-checked at apply time: rejected if a heartbeat or re-registration

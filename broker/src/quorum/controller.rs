@@ -178,7 +178,8 @@ impl Drop for TaskGuard {
 pub fn metadata_error_code(error: &MetadataError) -> i16 {
     use kafka_protocol::ResponseError as E;
     match error {
-        MetadataError::TopicAlreadyExists(_) => E::TopicAlreadyExists.code(),
+        // As Kafka answered a create of a topic marked for deletion.
+        MetadataError::TopicAlreadyExists(_) | MetadataError::TopicMarkedForDeletion(_) => E::TopicAlreadyExists.code(),
         MetadataError::InvalidTopicName(_) => E::InvalidTopicException.code(),
         MetadataError::InvalidPartitions(_) => E::InvalidPartitions.code(),
         MetadataError::InvalidReplicationFactor { .. } => E::InvalidReplicationFactor.code(),
@@ -216,6 +217,7 @@ fn cluster_view(node_id: NodeId, image: &MetadataImage) -> ClusterView {
         controller_epoch: image.controller_epoch(),
         brokers: image.brokers().values().cloned().collect(),
         topics: image.topics().cloned().collect(),
+        metadata_offset: image.last_applied_offset(),
     }
 }
 
@@ -355,10 +357,11 @@ impl Controller {
                 rack: None,
                 now_ms,
             },
-            ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch } => MetadataRecord::BrokerHeartbeat {
+            ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch, metadata_offset } => MetadataRecord::BrokerHeartbeat {
                 broker_id,
                 broker_epoch,
                 now_ms,
+                metadata_offset,
             },
             ControllerRequest::CreateTopic {
                 name,

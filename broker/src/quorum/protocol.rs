@@ -28,6 +28,9 @@ pub enum ControllerRequest {
         broker_id: i32,
         /// Its registration epoch.
         broker_epoch: u64,
+        /// The newest view (its `metadata_offset`) the broker has acted on.
+        #[serde(default)]
+        metadata_offset: u64,
     },
     /// Create a topic.
     CreateTopic {
@@ -65,6 +68,10 @@ pub struct ClusterView {
     pub brokers: Vec<BrokerRegistration>,
     /// Topics, by name.
     pub topics: Vec<TopicState>,
+    /// Offset of the last metadata record applied to this view: views of
+    /// one cluster are ordered by it.
+    #[serde(default)]
+    pub metadata_offset: u64,
 }
 
 /// The controller's answer.

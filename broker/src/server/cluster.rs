@@ -32,6 +32,11 @@ pub struct ClusterLink {
     pub(crate) view: Mutex<Option<ClusterView>>,
     /// This broker's registration epoch (0 until registered).
     pub(crate) broker_epoch: AtomicU64,
+    /// The newest view (`metadata_offset`) this broker has acted on: its
+    /// cached view is at least this new and its open topics match it. Sent
+    /// in heartbeats; the quorum holds a deleted name back until every
+    /// broker is past the deletion. Raised under the broker's topics lock.
+    pub(crate) acted_on_offset: AtomicU64,
     voters: std::collections::BTreeMap<u64, String>,
 }
 
@@ -46,6 +51,7 @@ impl ClusterLink {
             client: tokio::sync::Mutex::new(QuorumClient::new(voters.clone(), timeout_ms)),
             view: Mutex::new(None),
             broker_epoch: AtomicU64::new(0),
+            acted_on_offset: AtomicU64::new(0),
             voters,
         })
     }
@@ -69,7 +75,7 @@ impl ClusterLink {
     fn remember(&self, view: &ClusterView) {
         let mut guard = self.view.lock().unwrap_or_else(|e| e.into_inner());
         // Keep the newest view: a slow read must not replace a later one.
-        if guard.as_ref().is_none_or(|old| old.controller_epoch <= view.controller_epoch) {
+        if guard.as_ref().is_none_or(|old| old.metadata_offset <= view.metadata_offset) {
             *guard = Some(view.clone());
         }
     }
@@ -119,6 +125,7 @@ pub async fn run_membership(broker: Arc<Broker>) {
             let heartbeat = ControllerRequest::BrokerHeartbeat {
                 broker_id: config.node_id,
                 broker_epoch,
+                metadata_offset: link.acted_on_offset.load(Ordering::SeqCst),
             };
             match client.call(&heartbeat, CALL_ATTEMPTS_MAX).await {
                 Ok(ControllerResponse::HeartbeatAccepted) | Err(_) => {}

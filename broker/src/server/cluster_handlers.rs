@@ -69,7 +69,7 @@ pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeade
                 .with_topics(topics);
         }
     };
-    let brokers = view
+    let brokers: Vec<MetadataResponseBroker> = view
         .brokers
         .iter()
         .filter(|b| !b.fenced)
@@ -113,10 +113,20 @@ pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeade
             ),
         })
         .collect();
+    // Clients send admin requests (CreateTopics, DeleteTopics) to the
+    // "controller"; controllers are not reachable by clients, so, as KRaft
+    // does, name a listed broker: this one if listed (it forwards them to
+    // the quorum), else the first.
+    let own_id = BrokerId(broker.config.node_id);
+    let controller_id = if brokers.iter().any(|b| b.node_id == own_id) {
+        own_id
+    } else {
+        brokers.first().map_or(BrokerId(-1), |b| b.node_id)
+    };
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
-        .with_controller_id(BrokerId(view.controller_id as i32))
+        .with_controller_id(controller_id)
         .with_topics(topics)
 }
 

@@ -187,7 +187,7 @@ impl Broker {
             }
             let local = self.topic(name);
             if local.as_ref().is_none_or(|t| t.topic_id != Some(topic.topic_id)) {
-                return self.open_incarnation(name, topic.topic_id, topic.partitions.len(), index);
+                return self.open_incarnation(name, topic.topic_id, topic.partitions.len(), index, view.metadata_offset);
             }
             // Fall through: the open topic is the view's incarnation.
         }
@@ -207,9 +207,18 @@ impl Broker {
         topic_id: crate::controller::TopicId,
         partitions: usize,
         index: usize,
+        view_offset: u64,
     ) -> Result<Arc<Mutex<crate::storage::PartitionLog>>, i16> {
         use kafka_protocol::ResponseError;
         let mut guard = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        // A view older than one this broker already acted on (and told the
+        // quorum about) may name a topic since deleted: opening it would let
+        // a record into a dead incarnation. The client retries with fresh
+        // metadata.
+        let acted_on = self.cluster.as_ref().map_or(0, |link| link.acted_on_offset.load(std::sync::atomic::Ordering::SeqCst));
+        if view_offset < acted_on {
+            return Err(ResponseError::LeaderNotAvailable.code());
+        }
         match guard.get(name).map(|open| open.topic_id) {
             None => {}
             Some(Some(id)) if id == topic_id => {
@@ -287,6 +296,12 @@ impl Broker {
                     tracing::warn!(topic = %name, %error, "removing a deleted topic's data failed");
                 }
             }
+        }
+        // Every open topic now matches `view`; the cached view is at least
+        // as new (it was remembered first). Said while holding the lock, so
+        // no open of an older view's topic can slip in after it.
+        if let Some(link) = &self.cluster {
+            link.acted_on_offset.fetch_max(view.metadata_offset, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
