@@ -58,3 +58,28 @@ pub fn sweep_scenario(
     });
     failures.into_inner().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Runs seeds of a scenario (see [`sweep_scenario`]) and asserts that no
+/// run failed and every verdict is valid, naming each bad seed with its
+/// replay command; `inspect` sees every outcome first, for extra checks.
+#[cfg(madsim)]
+pub fn assert_every_seed_valid(
+    scenario: &str,
+    seeds: std::ops::RangeInclusive<u64>,
+    config: &[&str],
+    inspect: impl Fn(u64, &scenarios::run::RunOutcome) + Sync,
+) {
+    let invalid = std::sync::Mutex::new(Vec::new());
+    let failures = sweep_scenario(scenario, seeds, config, |seed, outcome| {
+        inspect(seed, outcome);
+        if outcome.report.valid != checker::Validity::Valid {
+            let replay = scenarios::run::replay_command(&scenario_options(scenario, seed, config));
+            let line = format!("seed {seed}: {:?} (replay: {replay})", outcome.report.disallowed());
+            invalid.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+        false
+    });
+    assert!(failures.is_empty(), "{scenario}: runs failed (a liveness failure is one):\n{}", failures.join("\n"));
+    let invalid = invalid.into_inner().unwrap_or_else(|e| e.into_inner());
+    assert!(invalid.is_empty(), "{scenario} with {config:?}: anomalies:\n{}", invalid.join("\n"));
+}

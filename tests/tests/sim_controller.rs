@@ -6,14 +6,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use checker::Validity;
-use scenarios::run::{replay_command, RunOptions, RunOutcome};
+use scenarios::run::RunOutcome;
 
 const SCENARIO: &str = "controller-chaos";
 
-fn options(seed: u64, config: &[&str]) -> RunOptions {
-    dlog_tests::scenario_options(SCENARIO, seed, config)
-}
 
 fn sweep(seeds: std::ops::RangeInclusive<u64>, config: &[&str], visit: impl Fn(u64, &RunOutcome) -> bool + Sync) -> Vec<String> {
     dlog_tests::sweep_scenario(SCENARIO, seeds, config, visit)
@@ -29,16 +25,7 @@ fn elections(outcome: &RunOutcome) -> u64 {
 
 #[test]
 fn metadata_stays_linearizable_and_recovers_over_30_seeds() {
-    let invalid = Mutex::new(Vec::new());
-    let failures = sweep(1..=30, &[], |seed, outcome| {
-        if outcome.report.valid != Validity::Valid {
-            invalid.lock().unwrap().push(format!("seed {seed}: {:?} (replay: {})", outcome.report.disallowed(), replay_command(&options(seed, &[]))));
-        }
-        false
-    });
-    assert!(failures.is_empty(), "runs failed (a liveness failure is one):\n{}", failures.join("\n"));
-    let invalid = invalid.into_inner().unwrap();
-    assert!(invalid.is_empty(), "metadata anomalies:\n{}", invalid.join("\n"));
+    dlog_tests::assert_every_seed_valid(SCENARIO, 1..=30, &[], |_, _| {});
 }
 
 #[test]
@@ -79,20 +66,12 @@ fn without_prevote_partitioned_controllers_force_more_elections() {
 
 #[test]
 fn five_controllers_keep_metadata_linearizable_over_10_seeds() {
-    let invalid = Mutex::new(Vec::new());
     let fifth_faulted = std::sync::atomic::AtomicBool::new(false);
-    let failures = sweep(1..=10, &["raft.controllers=5"], |seed, outcome| {
+    dlog_tests::assert_every_seed_valid(SCENARIO, 1..=10, &["raft.controllers=5"], |_, outcome| {
         if outcome.schedule.contains("controller-5") {
             fifth_faulted.store(true, Ordering::SeqCst);
         }
-        if outcome.report.valid != Validity::Valid {
-            invalid.lock().unwrap().push(format!("seed {seed}: {:?}", outcome.report.disallowed()));
-        }
-        false
     });
-    assert!(failures.is_empty(), "runs failed:\n{}", failures.join("\n"));
-    let invalid = invalid.into_inner().unwrap();
-    assert!(invalid.is_empty(), "metadata anomalies with 5 controllers:\n{}", invalid.join("\n"));
     assert!(fifth_faulted.into_inner(), "some schedule of seeds 1..=10 faults controller-5");
 }
 

@@ -7,15 +7,10 @@
 use std::process::Command;
 use std::sync::Mutex;
 
-use checker::Validity;
 use dlog_tests::workspace_binary;
-use scenarios::run::{replay_command, schedule, RunOptions, RunOutcome};
+use scenarios::run::{schedule, RunOutcome};
 
 const SCENARIO: &str = "single-node-crash";
-
-fn options(seed: u64, config: &[&str]) -> RunOptions {
-    dlog_tests::scenario_options(SCENARIO, seed, config)
-}
 
 fn sweep(seeds: std::ops::RangeInclusive<u64>, config: &[&str], visit: impl Fn(u64, &RunOutcome) -> bool + Sync) -> Vec<String> {
     dlog_tests::sweep_scenario(SCENARIO, seeds, config, visit)
@@ -73,20 +68,7 @@ fn check_determinism_passes() {
 
 #[test]
 fn default_flush_policy_keeps_every_acknowledged_write_over_200_seeds() {
-    let invalid = Mutex::new(Vec::new());
-    let failures = sweep(1..=200, &[], |seed, outcome| {
-        if outcome.report.valid != Validity::Valid {
-            invalid.lock().unwrap().push(format!(
-                "seed {seed}: {:?} (replay: {})",
-                outcome.report.disallowed(),
-                replay_command(&options(seed, &[]))
-            ));
-        }
-        false
-    });
-    assert!(failures.is_empty(), "runs failed:\n{}", failures.join("\n"));
-    let invalid = invalid.into_inner().unwrap();
-    assert!(invalid.is_empty(), "anomalies with log.flush=every-batch:\n{}", invalid.join("\n"));
+    dlog_tests::assert_every_seed_valid(SCENARIO, 1..=200, &[], |_, _| {});
 }
 
 #[test]
