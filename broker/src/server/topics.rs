@@ -24,7 +24,8 @@
 //! topic_id: 42
 //! ```
 //!
-//! `topic_id` is the controller's topic id (a `u64` in decimal: the Raft
+//! (fixture: `broker/tests/fixtures/partition-metadata/v0/`). `topic_id`
+//! is the controller's topic id (a `u64` in decimal: the Raft
 //! offset of the record that created the topic, so a topic created later
 //! always has a larger id). Anything else (another version, a missing line,
 //! trailing bytes) is [`TopicError::BadPartitionMetadata`].
@@ -539,6 +540,15 @@ mod tests {
             assert!(decode_partition_metadata(bad.as_bytes()).is_err(), "{bad:?} accepted");
         }
         assert!(decode_partition_metadata(&[0xff, 0xfe]).is_err());
+    }
+
+    /// The v0 fixture (`tests/fixtures/partition-metadata/v0/`) still
+    /// reads, and the current code writes exactly its bytes.
+    #[test]
+    fn partition_metadata_v0_fixture_reads_and_is_what_we_write() {
+        let fixture = include_bytes!("../../tests/fixtures/partition-metadata/v0/partition.metadata");
+        assert_eq!(decode_partition_metadata(fixture), Ok(42));
+        assert_eq!(encode_partition_metadata(42).as_bytes(), fixture);
     }
 
     #[test]
