@@ -34,7 +34,20 @@
 //!   stale (a heartbeat committed in between) is rejected at apply; a
 //!   `DeleteTopic` names the topic id so it cannot delete a re-created topic;
 //!   and the Raft term of each entry is the `controller_epoch`, tracked by
-//!   the image for brokers to fence stale controllers' pushes.
+//!   the image for brokers to fence stale controllers' pushes;
+//! - stale broker views: a deleted name is held back ([`PendingDeletion`])
+//!   until every broker that held one of its replicas has said, in a
+//!   heartbeat's `metadata_offset`, that it acted on metadata at or past
+//!   the deletion (or registered after it, or was fenced); a create before
+//!   then is `TopicMarkedForDeletion`. Otherwise a broker still serving the
+//!   old topic could take records meant for the new one.
+//!
+//! # Encodings
+//!
+//! Records and snapshots are JSON (serde) of [`MetadataRecord`] and
+//! [`MetadataImage`]. Fields added later carry `#[serde(default)]`, so
+//! records and snapshots written before them still decode (the heartbeat's
+//! `metadata_offset` reads as 0, the held-back names as none).
 //!
 //! # Driver contract (for the async controller)
 //!
@@ -58,6 +71,6 @@ mod image;
 mod records;
 
 pub use image::{
-    ApplyOutcome, BrokerRegistration, ControllerConfig, MetadataError, MetadataImage, PartitionState, TopicState,
+    ApplyOutcome, BrokerRegistration, ControllerConfig, MetadataError, MetadataImage, PartitionState, PendingDeletion, TopicState,
 };
 pub use records::{BrokerEpoch, BrokerId, MetadataRecord, PartitionIndex, TopicId};
