@@ -11,3 +11,4 @@ pub mod config;
 pub mod server;
 pub mod wire;
 pub mod quorum;
+pub mod replication;
