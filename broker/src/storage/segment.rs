@@ -58,6 +58,21 @@ pub(crate) struct Segment {
     pub index_dirty: bool,
 }
 
+/// How often one [`Segment::find_batch`] re-reads an earlier header whose
+/// length led the scan somewhere suspicious, before it believes what it read.
+const FIND_BATCH_RECHECKS_MAX: u32 = 4;
+
+/// What [`Segment::find_batch`] believed of a header it skipped, and the
+/// lower bound on offsets before it, so that the step can be redone.
+#[derive(Debug, Clone, Copy)]
+struct ScannedHeader {
+    position: u64,
+    size_bytes: u64,
+    base_offset: i64,
+    last_offset: i64,
+    expect_min: i64,
+}
+
 impl Segment {
     pub fn new(base_offset: i64, dir: &Path, file: Arc<dyn DiskFile>, created_ms: i64) -> Segment {
         Segment {
@@ -178,29 +193,71 @@ impl Segment {
         let mut pos = if offset <= self.base_offset { 0 } else { u64::from(self.index.lookup(rel)) };
         let mut hdr = [0u8; HEADER_BYTES];
         let mut expect_min = self.base_offset;
+        // Neither baseOffset nor batchLength is covered by the CRC (Kafka's
+        // format), and a skipped batch's CRC is never checked, so one flipped
+        // bit in a skipped header (a base offset read one lower, a length
+        // that lands exactly on a later batch's start) would make the scan
+        // skip batches silently, and a consumer would miss records. Whatever
+        // looks wrong at `pos` (a bad header, misplaced offsets, or a gap in
+        // the offsets, which only compaction makes legitimately) therefore
+        // first re-reads the header that led here; if it reads differently
+        // now, the first read was a transient fault and the scan redoes that
+        // step from fresh reads.
+        let mut previous: Option<ScannedHeader> = None;
+        let mut rechecks_left = FIND_BATCH_RECHECKS_MAX;
         while pos < self.size_bytes {
-            let mut h = self.read_header(pos, &mut hdr)?;
-            // The CRC does not cover the base offset (Kafka's format), so a
-            // flipped bit there would misplace the batch: check it against
-            // what the segment knows, with one re-read before calling it
-            // corruption.
-            if !self.offsets_plausible(&h, expect_min) {
-                h = self.read_header(pos, &mut hdr)?;
-                if !self.offsets_plausible(&h, expect_min) {
-                    return Err(StorageError::Corrupt {
-                        path: self.log_path(),
-                        position: pos,
-                        reason: format!("batch offsets {}..={} outside {expect_min}..{}", h.base_offset, h.last_offset(), self.next_offset),
-                    });
+            let mut header = self.read_placed_header(pos, expect_min, &mut hdr);
+            let suspicious = match (&header, &previous) {
+                (Ok(h), Some(_)) => h.base_offset > expect_min,
+                // The index entry is at or before `offset`, so the first
+                // batch scanned starts after it only in a compacted segment.
+                (Ok(h), None) => h.base_offset > offset,
+                (Err(StorageError::Corrupt { .. }), _) => true,
+                (Err(_), _) => false,
+            };
+            if suspicious && rechecks_left > 0 {
+                rechecks_left -= 1;
+                if let Some(prev) = previous {
+                    let again = self.read_header(prev.position, &mut hdr)?;
+                    if (again.size_bytes(), again.base_offset, again.last_offset()) != (prev.size_bytes, prev.base_offset, prev.last_offset) {
+                        pos = prev.position;
+                        expect_min = prev.expect_min;
+                        previous = None;
+                        continue;
+                    }
                 }
+                // The step that led here reads the same: read this header
+                // once more, and believe the gap if it is still there.
+                header = self.read_placed_header(pos, expect_min, &mut hdr);
             }
+            let h = header?;
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h)));
             }
+            previous = Some(ScannedHeader { position: pos, size_bytes: h.size_bytes(), base_offset: h.base_offset, last_offset: h.last_offset(), expect_min });
             expect_min = h.last_offset() + 1;
             pos += h.size_bytes();
         }
         Ok(None)
+    }
+
+    /// Reads the header at `position` and checks that its offsets fit there
+    /// (at or after `expect_min`, below the segment's end), with one re-read
+    /// before calling it corruption: the CRC does not cover the base offset.
+    fn read_placed_header(&self, position: u64, expect_min: i64, buf: &mut [u8; HEADER_BYTES]) -> Result<BatchHeader> {
+        let h = self.read_header(position, buf)?;
+        if self.offsets_plausible(&h, expect_min) {
+            return Ok(h);
+        }
+        let h = self.read_header(position, buf)?;
+        if self.offsets_plausible(&h, expect_min) {
+            return Ok(h);
+        }
+        Err(StorageError::Corrupt {
+            path: self.log_path(),
+            position,
+            reason: format!("batch offsets {}..={} outside {expect_min}..{}", h.base_offset, h.last_offset(), self.next_offset),
+        })
     }
 
     /// Whether a batch's offsets fit where it lies: after the previous batch
@@ -219,6 +276,11 @@ impl Segment {
             }
             Ok(())
         };
+        if position + HEADER_BYTES as u64 > self.size_bytes {
+            // Only a wrong length read earlier leads here (a scan stepping by
+            // batch lengths): that is corrupt data, not a failing disk.
+            return Err(StorageError::Corrupt { path, position, reason: format!("a batch header at {position} would run past the segment end {}", self.size_bytes) });
+        }
         self.file.read_exact_at(buf, position).map_err(|e| StorageError::io("read header", &path, e))?;
         let h = BatchHeader::parse(buf).expect("buffer is HEADER_BYTES long");
         if let Err(reason) = check(&h) {
@@ -259,7 +321,13 @@ impl Segment {
                 break;
             }
             let pos_abs = position + end as u64;
-            let ok = h.check_structure().is_ok() && batch::crc_ok(&buf[end..end + size]) && self.offsets_plausible(&h, expect_min);
+            // A batch must follow the previous one without a gap; a gap is
+            // believed only if a re-read shows it too (compaction makes gaps,
+            // a flipped bit in the uncovered baseOffset makes false ones).
+            let ok = h.check_structure().is_ok()
+                && batch::crc_ok(&buf[end..end + size])
+                && h.base_offset == expect_min
+                && self.offsets_plausible(&h, expect_min);
             if !ok {
                 // One re-read of this batch: a transient bit flip on the
                 // read path must not be reported as corruption.
