@@ -5,6 +5,7 @@
 //! task interleavings and disk faults, so a seed replays a run exactly.
 //! The run produces a history (format v1) that `checker` judges.
 
+pub mod corpus;
 pub mod history;
 #[cfg(madsim)]
 mod controller_chaos;
