@@ -22,7 +22,7 @@
 //!   on the filesystem.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A file opened through the [`Disk`] seam. Positional I/O only: there is no
@@ -157,4 +157,43 @@ impl Disk for RealDisk {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         std::fs::File::open(path)?.sync_all()
     }
+}
+
+/// A failed step of [`replace_file`]: which step, on which path.
+#[derive(Debug, thiserror::Error)]
+#[error("{step} {}: {source}", path.display())]
+pub struct ReplaceError {
+    /// `create`, `write`, `sync`, `rename` or `sync_dir`.
+    pub step: &'static str,
+    /// The file (or, for `sync_dir`, the directory) the step acted on.
+    pub path: PathBuf,
+    /// What the disk said.
+    #[source]
+    pub source: io::Error,
+}
+
+/// Replaces `<dir>/<name>` with `bytes` atomically: write `<name>.tmp`,
+/// sync it, rename it over `<name>`, sync `dir`. A crash at any point leaves
+/// either the old file or the new one (plus perhaps a stale `.tmp`, which
+/// readers ignore and openers remove). With `durable` false the two syncs
+/// are skipped (atomic, but a crash may forget the replacement: only for
+/// settings that knowingly trade durability away, such as `raft.fsync=false`).
+/// The one place the broker replaces a file.
+pub fn replace_file(disk: &dyn Disk, dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<(), ReplaceError> {
+    let temp = dir.join(format!("{name}.tmp"));
+    let target = dir.join(name);
+    let step = |step: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReplaceError { step, path, source }
+    };
+    let file = disk.open(&temp, OpenMode::Truncate).map_err(step("create", &temp))?;
+    file.write_at(bytes, 0).map_err(step("write", &temp))?;
+    if durable {
+        file.sync().map_err(step("sync", &temp))?;
+    }
+    disk.rename(&temp, &target).map_err(step("rename", &target))?;
+    if durable {
+        disk.sync_dir(dir).map_err(step("sync_dir", dir))?;
+    }
+    Ok(())
 }

@@ -552,35 +552,20 @@ impl RaftStorage {
     }
 
     fn replace_single(&mut self, name: &str, kind: u8, payload: &[u8]) -> Result<(), StorageError> {
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
         let mut bytes = encode_header(kind, SnapshotMeta::default()).to_vec();
         encode_record(payload, &mut bytes);
-        let file = self.disk.open(&tmp, OpenMode::Truncate).map_err(io_err("create", &tmp))?;
-        file.write_at(&bytes, 0).map_err(io_err("write", &tmp))?;
-        if self.options.fsync {
-            file.sync().map_err(io_err("sync", &tmp))?;
-        }
-        self.disk.rename(&tmp, &path).map_err(io_err("rename", &path))?;
-        self.sync_dir()
+        self.replace(name, &bytes)
     }
 
     fn rewrite_log(&mut self, base: SnapshotMeta, entries: &[Entry]) -> Result<(), StorageError> {
         let path = self.dir.join(LOG_FILE);
-        let tmp = self.dir.join("log.tmp");
         let mut bytes = encode_header(KIND_LOG, base).to_vec();
         let mut offsets = Vec::with_capacity(entries.len());
         for entry in entries {
             offsets.push(bytes.len() as u64);
             encode_record(&encode_entry(entry), &mut bytes);
         }
-        let file = self.disk.open(&tmp, OpenMode::Truncate).map_err(io_err("create", &tmp))?;
-        file.write_at(&bytes, 0).map_err(io_err("write", &tmp))?;
-        if self.options.fsync {
-            file.sync().map_err(io_err("sync", &tmp))?;
-        }
-        self.disk.rename(&tmp, &path).map_err(io_err("rename", &path))?;
-        self.sync_dir()?;
+        self.replace(LOG_FILE, &bytes)?;
         self.log_file = self.disk.open(&path, OpenMode::Existing).map_err(io_err("open", &path))?;
         self.log_base = base;
         self.entry_offsets = offsets;
@@ -595,10 +580,10 @@ impl RaftStorage {
         Ok(())
     }
 
-    fn sync_dir(&self) -> Result<(), StorageError> {
-        if self.options.fsync {
-            self.disk.sync_dir(&self.dir).map_err(io_err("sync_dir", &self.dir))?;
-        }
-        Ok(())
+    /// Replaces `name` in the Raft directory ([`crate::disk::replace_file`]),
+    /// synced unless `raft.fsync=false`.
+    fn replace(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        crate::disk::replace_file(&*self.disk, &self.dir, name, bytes, self.options.fsync)
+            .map_err(|e| StorageError::Io { op: e.step, path: e.path, source: e.source })
     }
 }

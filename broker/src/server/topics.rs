@@ -182,15 +182,9 @@ pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
 /// The only `partition.metadata` version written and read.
 const PARTITION_METADATA_VERSION: u32 = 0;
 
-/// Writes `<dir>/<name>` atomically and durably: `<name>.tmp`, fsync,
-/// rename, fsync of `dir`.
+/// Writes `<dir>/<name>` atomically and durably ([`crate::disk::replace_file`]).
 pub fn write_atomically(disk: &dyn Disk, dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = dir.join(format!("{name}.tmp"));
-    let file = disk.open(&temp, OpenMode::Truncate)?;
-    file.write_at(bytes, 0)?;
-    file.sync()?;
-    disk.rename(&temp, &dir.join(name))?;
-    disk.sync_dir(dir)
+    crate::disk::replace_file(disk, dir, name, bytes, true).map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))
 }
 
 /// The text of a `partition.metadata` file.

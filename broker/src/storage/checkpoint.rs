@@ -81,17 +81,10 @@ pub fn decode(kind: CheckpointKind, bytes: &[u8]) -> std::result::Result<&[u8], 
     Ok(payload)
 }
 
-/// Atomically replaces `dir/name` with `bytes` (temp, fsync, rename, fsync
-/// dir).
+/// Atomically and durably replaces `dir/name` with `bytes`
+/// ([`crate::disk::replace_file`]).
 pub fn write_atomic(disk: &dyn Disk, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let dst = dir.join(name);
-    let f = disk.open(&tmp, OpenMode::Truncate).map_err(|e| StorageError::io("create checkpoint", &tmp, e))?;
-    f.write_at(bytes, 0).map_err(|e| StorageError::io("write checkpoint", &tmp, e))?;
-    f.sync().map_err(|e| StorageError::io("sync checkpoint", &tmp, e))?;
-    disk.rename(&tmp, &dst).map_err(|e| StorageError::io("rename checkpoint", &dst, e))?;
-    disk.sync_dir(dir).map_err(|e| StorageError::io("sync dir", dir, e))?;
-    Ok(())
+    crate::disk::replace_file(disk, dir, name, bytes, true).map_err(|e| StorageError::io(e.step, e.path, e.source))
 }
 
 /// Reads a whole file; `Ok(None)` if absent.
