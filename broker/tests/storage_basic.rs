@@ -1,6 +1,7 @@
 //! PartitionLog on the real disk (a temp directory): append, read, roll,
 //! reopen, timestamps, input validation.
 
+use broker::error_codes::KafkaErrorCode;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

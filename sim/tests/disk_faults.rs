@@ -1,5 +1,6 @@
 //! One test per storage fault, on the in-memory `FaultyDisk`.
 
+use broker::error_codes::KafkaErrorCode;
 use std::path::PathBuf;
 use std::sync::Arc;
 

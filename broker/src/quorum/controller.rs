@@ -7,6 +7,7 @@
 //! apply, then answer reads, then `advance`. A storage error stops the
 //! process (fail-stop); whoever supervises it restarts it from disk.
 
+use crate::error_codes::KafkaErrorCode;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -174,26 +175,6 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Maps a state-machine refusal to a Kafka error code.
-pub fn metadata_error_code(error: &MetadataError) -> i16 {
-    use kafka_protocol::ResponseError as E;
-    match error {
-        // As Kafka answered a create of a topic marked for deletion.
-        MetadataError::TopicAlreadyExists(_) | MetadataError::TopicMarkedForDeletion(_) => E::TopicAlreadyExists.code(),
-        MetadataError::InvalidTopicName(_) => E::InvalidTopicException.code(),
-        MetadataError::InvalidPartitions(_) => E::InvalidPartitions.code(),
-        MetadataError::InvalidReplicationFactor { .. } => E::InvalidReplicationFactor.code(),
-        MetadataError::UnknownTopic(_) | MetadataError::UnknownTopicId(_) | MetadataError::TopicIdMismatch { .. } => {
-            E::UnknownTopicOrPartition.code()
-        }
-        MetadataError::StaleBrokerEpoch { .. } | MetadataError::UnknownBroker(_) | MetadataError::BrokerFenced(_) => {
-            E::StaleBrokerEpoch.code()
-        }
-        MetadataError::DuplicateBrokerRegistration(_) => E::DuplicateBrokerRegistration.code(),
-        _ => E::UnknownServerError.code(),
-    }
-}
-
 fn outcome_response(outcome: Result<ApplyOutcome, MetadataError>) -> ControllerResponse {
     match outcome {
         Ok(ApplyOutcome::BrokerRegistered { broker_epoch }) => ControllerResponse::Registered { broker_epoch },
@@ -205,7 +186,7 @@ fn outcome_response(outcome: Result<ApplyOutcome, MetadataError>) -> ControllerR
             message: format!("unexpected outcome {other:?}"),
         },
         Err(error) => ControllerResponse::Rejected {
-            code: metadata_error_code(&error),
+            code: error.kafka_error_code(),
             message: error.to_string(),
         },
     }
@@ -380,7 +361,7 @@ impl Controller {
                 None => {
                     let error = MetadataError::UnknownTopic(name);
                     let _ = reply.send(ControllerResponse::Rejected {
-                        code: metadata_error_code(&error),
+                        code: error.kafka_error_code(),
                         message: error.to_string(),
                     });
                     return;

@@ -2,6 +2,7 @@
 //! encoded response; errors inside a request become Kafka error codes in the
 //! response, per topic or partition, never a closed connection.
 
+use crate::error_codes::KafkaErrorCode;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,7 +23,6 @@ use kafka_protocol::ResponseError;
 
 use super::topics::{self, TopicError, TopicMeta};
 use super::Broker;
-use crate::storage::StorageError;
 use crate::wire::{encode_response, DecodeError, Request, SUPPORTED_APIS};
 
 /// The cluster id reported in Metadata.
@@ -102,24 +102,6 @@ fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
 pub fn api_versions_unsupported(correlation_id: i32) -> Bytes {
     let body = api_versions_body(ResponseError::UnsupportedVersion.code());
     encode_response(ApiKey::ApiVersions, 0, correlation_id, &body).unwrap_or_default()
-}
-
-fn storage_code(error: &StorageError) -> i16 {
-    error.kafka_error_code()
-}
-
-fn topic_error_code(error: &TopicError) -> i16 {
-    match error {
-        TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
-        TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
-        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
-        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-        TopicError::Storage { source, .. } => storage_code(source),
-        TopicError::BadMeta { .. } | TopicError::BadPartitionMetadata { .. } | TopicError::Io(_) => {
-            ResponseError::KafkaStorageError.code()
-        }
-        TopicError::StaleTopicId { .. } => ResponseError::LeaderNotAvailable.code(),
-    }
 }
 
 /// What one entry of a DeleteTopics request asks for: the result to send
@@ -211,7 +193,7 @@ fn metadata(broker: &Broker, header: &RequestHeader, request: MetadataRequest) -
                     topics.push(
                         MetadataResponseTopic::default()
                             .with_name(Some(TopicName(StrBytes::from_string(name))))
-                            .with_error_code(topic_error_code(&error)),
+                            .with_error_code(error.kafka_error_code()),
                     );
                     continue;
                 }
@@ -281,7 +263,7 @@ fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTopicsR
                 } else {
                     create_topic(broker, &name, meta)
                 };
-                outcome.err().map(|e| (topic_error_code(&e), e.to_string()))
+                outcome.err().map(|e| (e.kafka_error_code(), e.to_string()))
             };
             if let Some((code, message)) = error {
                 result = result.with_error_code(code).with_error_message(Some(StrBytes::from_string(message)));
@@ -328,7 +310,7 @@ fn produce(broker: &Broker, request: ProduceRequest) -> ProduceResponse {
                         }
                         Err(error) => {
                             tracing::debug!(%error, "append failed");
-                            response.with_error_code(storage_code(&error))
+                            response.with_error_code(error.kafka_error_code())
                         }
                     }
                 })
@@ -393,7 +375,7 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
                         }
                         Err(error) => {
                             tracing::debug!(%error, "read failed");
-                            data.with_error_code(storage_code(&error))
+                            data.with_error_code(error.kafka_error_code())
                         }
                     }
                 })
@@ -452,7 +434,7 @@ fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRequest) -> L
                         timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
                             Ok(Some(found)) => response.with_offset(found.offset).with_timestamp(found.timestamp_ms),
                             Ok(None) => response,
-                            Err(error) => response.with_error_code(storage_code(&error)),
+                            Err(error) => response.with_error_code(error.kafka_error_code()),
                         },
                         _ => response.with_error_code(ResponseError::InvalidRequest.code()),
                     }
@@ -489,7 +471,7 @@ fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecor
                     let offset = if p.offset == -1 { log.log_end_offset() } else { p.offset };
                     match log.delete_records(offset) {
                         Ok(low_watermark) => result.with_low_watermark(low_watermark),
-                        Err(error) => result.with_error_code(storage_code(&error)),
+                        Err(error) => result.with_error_code(error.kafka_error_code()),
                     }
                 })
                 .collect();

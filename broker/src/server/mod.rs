@@ -23,6 +23,7 @@ mod cluster_handlers;
 mod handlers;
 mod topics;
 
+use crate::error_codes::KafkaErrorCode;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -249,12 +250,11 @@ impl Broker {
             partitions: i32::try_from(partitions).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?,
             configs: Default::default(),
         };
-        let created = topics::create(&self.config, &self.disk, &self.clock, name, meta, Some(topic_id)).map_err(|error| match error {
-            TopicError::StaleTopicId { .. } => ResponseError::LeaderNotAvailable.code(),
-            error => {
+        let created = topics::create(&self.config, &self.disk, &self.clock, name, meta, Some(topic_id)).map_err(|error| {
+            if !matches!(error, TopicError::StaleTopicId { .. }) {
                 tracing::warn!(topic = name, %error, "opening a led partition failed");
-                ResponseError::KafkaStorageError.code()
             }
+            error.kafka_error_code()
         })?;
         debug_assert_eq!(created.topic_id, Some(topic_id));
         let log = created.partitions.get(index).cloned().ok_or(ResponseError::UnknownTopicOrPartition.code());

@@ -1,20 +1,7 @@
-//! Typed storage errors and their Kafka error codes.
+//! Typed storage errors (their Kafka error codes: `crate::error_codes`).
 
 use std::io;
 use std::path::PathBuf;
-
-/// Kafka error code: OFFSET_OUT_OF_RANGE.
-pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-/// Kafka error code: CORRUPT_MESSAGE.
-pub const CORRUPT_MESSAGE: i16 = 2;
-/// Kafka error code: MESSAGE_TOO_LARGE.
-pub const MESSAGE_TOO_LARGE: i16 = 10;
-/// Kafka error code: UNSUPPORTED_FOR_MESSAGE_FORMAT.
-pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
-/// Kafka error code: KAFKA_STORAGE_ERROR.
-pub const KAFKA_STORAGE_ERROR: i16 = 56;
-/// Kafka error code: INVALID_RECORD.
-pub const INVALID_RECORD: i16 = 87;
 
 /// Everything that can go wrong in the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -112,20 +99,6 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// The Kafka error code a broker should return for this error.
-    pub fn kafka_error_code(&self) -> i16 {
-        match self {
-            StorageError::Io { .. } | StorageError::StorageFull { .. } | StorageError::Offline(_) => KAFKA_STORAGE_ERROR,
-            StorageError::CorruptMiddle { .. } => KAFKA_STORAGE_ERROR,
-            StorageError::Corrupt { .. } | StorageError::CorruptBatch { .. } => CORRUPT_MESSAGE,
-            StorageError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
-            StorageError::InvalidRecord { .. } => INVALID_RECORD,
-            StorageError::UnsupportedMagic { .. } => UNSUPPORTED_FOR_MESSAGE_FORMAT,
-            StorageError::RecordTooLarge { .. } => MESSAGE_TOO_LARGE,
-            StorageError::Config(_) => KAFKA_STORAGE_ERROR,
-        }
-    }
-
     /// Wraps an `io::Error`, turning ENOSPC into [`StorageError::StorageFull`].
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();

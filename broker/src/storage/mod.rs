@@ -156,7 +156,7 @@ pub use batch::{build_batch, crc_ok as batch_crc_ok, parse_records, BatchHeader,
 pub use checkpoint::{EpochEntry, CHECKPOINT_VERSION};
 pub use compaction::CompactionOutcome;
 pub use config::{CleanupPolicy, CorruptMiddlePolicy, FlushPolicy, LogConfig, TimestampType};
-pub use error::{StorageError, CORRUPT_MESSAGE, INVALID_RECORD, KAFKA_STORAGE_ERROR, MESSAGE_TOO_LARGE, OFFSET_OUT_OF_RANGE, UNSUPPORTED_FOR_MESSAGE_FORMAT};
+pub use error::StorageError;
 pub use index::{OFFSET_INDEX_VERSION, TIME_INDEX_VERSION};
 pub use log::{
     AppendInfo, PartitionLog, ReadResult, RecoveryReport, TimestampOffset, CLEAN_SHUTDOWN_FILE, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, LEADER_EPOCH_FILE, LOG_START_OFFSET_FILE,

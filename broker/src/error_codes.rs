@@ -1,0 +1,106 @@
+//! The one mapping from the broker's internal errors to Kafka error codes.
+//!
+//! Every layer reports its own typed error ([`StorageError`], [`TopicError`],
+//! [`MetadataError`], [`ReplicationError`]); the handlers turn them into the
+//! `error_code` of a response here and nowhere else, so a client sees the
+//! code Kafka itself would send for the same condition. A client relies on
+//! the code to decide what to do: retriable codes (NOT_LEADER_OR_FOLLOWER,
+//! NOT_ENOUGH_REPLICAS, KAFKA_STORAGE_ERROR, CORRUPT_MESSAGE, …) make it
+//! refresh metadata and retry, the others end the request.
+
+use kafka_protocol::ResponseError as E;
+
+use crate::controller::MetadataError;
+use crate::replication::ReplicationError;
+use crate::server::TopicError;
+use crate::storage::StorageError;
+
+/// An error that has a Kafka error code.
+pub trait KafkaErrorCode {
+    /// The `error_code` a response carries for this error.
+    fn kafka_error_code(&self) -> i16;
+}
+
+impl KafkaErrorCode for StorageError {
+    fn kafka_error_code(&self) -> i16 {
+        match self {
+            StorageError::Io { .. } | StorageError::StorageFull { .. } | StorageError::Offline(_) => E::KafkaStorageError.code(),
+            StorageError::CorruptMiddle { .. } | StorageError::Config(_) => E::KafkaStorageError.code(),
+            // Retriable for clients: a transient bit flip on read clears.
+            StorageError::Corrupt { .. } | StorageError::CorruptBatch { .. } => E::CorruptMessage.code(),
+            StorageError::OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
+            StorageError::InvalidRecord { .. } => E::InvalidRecord.code(),
+            StorageError::UnsupportedMagic { .. } => E::UnsupportedForMessageFormat.code(),
+            StorageError::RecordTooLarge { .. } => E::MessageTooLarge.code(),
+        }
+    }
+}
+
+impl KafkaErrorCode for TopicError {
+    fn kafka_error_code(&self) -> i16 {
+        match self {
+            TopicError::InvalidName(_) => E::InvalidTopicException.code(),
+            TopicError::AlreadyExists(_) => E::TopicAlreadyExists.code(),
+            TopicError::InvalidPartitions(_) => E::InvalidPartitions.code(),
+            TopicError::InvalidConfig(_) => E::InvalidConfig.code(),
+            TopicError::Storage { source, .. } => source.kafka_error_code(),
+            TopicError::BadMeta { .. } | TopicError::BadPartitionMetadata { .. } | TopicError::Io(_) => E::KafkaStorageError.code(),
+            TopicError::StaleTopicId { .. } => E::LeaderNotAvailable.code(),
+        }
+    }
+}
+
+impl KafkaErrorCode for MetadataError {
+    fn kafka_error_code(&self) -> i16 {
+        match self {
+            // As Kafka answered a create of a topic marked for deletion.
+            MetadataError::TopicAlreadyExists(_) | MetadataError::TopicMarkedForDeletion(_) => E::TopicAlreadyExists.code(),
+            MetadataError::InvalidTopicName(_) => E::InvalidTopicException.code(),
+            MetadataError::InvalidPartitions(_) => E::InvalidPartitions.code(),
+            MetadataError::InvalidReplicationFactor { .. } => E::InvalidReplicationFactor.code(),
+            MetadataError::UnknownTopic(_) | MetadataError::UnknownTopicId(_) | MetadataError::TopicIdMismatch { .. } => {
+                E::UnknownTopicOrPartition.code()
+            }
+            MetadataError::StaleBrokerEpoch { .. } | MetadataError::UnknownBroker(_) | MetadataError::BrokerFenced(_) => {
+                E::StaleBrokerEpoch.code()
+            }
+            MetadataError::DuplicateBrokerRegistration(_) => E::DuplicateBrokerRegistration.code(),
+            _ => E::UnknownServerError.code(),
+        }
+    }
+}
+
+impl KafkaErrorCode for ReplicationError {
+    fn kafka_error_code(&self) -> i16 {
+        match self {
+            ReplicationError::NotLeaderOrFollower | ReplicationError::UnknownReplica(_) => E::NotLeaderOrFollower.code(),
+            ReplicationError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
+            ReplicationError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch.code(),
+            ReplicationError::NotEnoughReplicas { .. } => E::NotEnoughReplicas.code(),
+            ReplicationError::NotEnoughReplicasAfterAppend { .. } => E::NotEnoughReplicasAfterAppend.code(),
+            // Kafka answers a produce whose acks=all wait expired, or that
+            // cannot be queued, with REQUEST_TIMED_OUT: the outcome is unknown.
+            ReplicationError::RequestTimedOut | ReplicationError::DelayedProduceQueueFull { .. } => E::RequestTimedOut.code(),
+            ReplicationError::OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
+            ReplicationError::InvalidRecoveredState(_) => E::KafkaStorageError.code(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codes clients act on, pinned to Kafka's numbers.
+    #[test]
+    fn codes_are_kafkas_own() {
+        assert_eq!(StorageError::OffsetOutOfRange { offset: 7, log_start_offset: 0, log_end_offset: 3 }.kafka_error_code(), 1);
+        assert_eq!(StorageError::Offline("x".into()).kafka_error_code(), 56);
+        assert_eq!(ReplicationError::NotLeaderOrFollower.kafka_error_code(), 6);
+        assert_eq!(ReplicationError::RequestTimedOut.kafka_error_code(), 7);
+        assert_eq!(ReplicationError::NotEnoughReplicas { isr_size: 1, min_insync_replicas: 2 }.kafka_error_code(), 19);
+        assert_eq!(ReplicationError::NotEnoughReplicasAfterAppend { isr_size: 1, min_insync_replicas: 2 }.kafka_error_code(), 20);
+        assert_eq!(ReplicationError::FencedLeaderEpoch { request: 1, current: 2 }.kafka_error_code(), 74);
+        assert_eq!(ReplicationError::UnknownLeaderEpoch { request: 3, current: 2 }.kafka_error_code(), 75);
+    }
+}
