@@ -127,3 +127,36 @@ async fn every_advertised_version_answers() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// ListOffsets with timestamp -3 (KIP-734, v7): the offset and timestamp of
+/// the record with the largest timestamp, which need not be the last one;
+/// below v7 Kafka refuses it with UNSUPPORTED_VERSION.
+#[tokio::test]
+async fn list_offsets_max_timestamp() {
+    let (broker, dir) = open_broker("max-timestamp");
+    let created: CreateTopicsResponse = round_trip(
+        &broker,
+        ApiKey::CreateTopics,
+        2,
+        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(topic()).with_num_partitions(1).with_replication_factor(1)]),
+    )
+    .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    for timestamp_ms in [1_000i64, 5_000, 3_000] {
+        let records = broker::storage::build_batch(&[broker::storage::SimpleRecord { key: None, value: Some(b"v".to_vec()), timestamp_ms }]);
+        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1_000).with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic())
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records.into()))])]);
+        let response: ProduceResponse = round_trip(&broker, ApiKey::Produce, 9, &request).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+        .with_name(topic())
+        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-3)])]);
+    let response: ListOffsetsResponse = round_trip(&broker, ApiKey::ListOffsets, 7, &request).await;
+    let partition = &response.topics[0].partitions[0];
+    assert_eq!((partition.error_code, partition.offset, partition.timestamp), (0, 1, 5_000), "the second record holds the largest timestamp");
+    let response: ListOffsetsResponse = round_trip(&broker, ApiKey::ListOffsets, 6, &request).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, 35, "UNSUPPORTED_VERSION below v7");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,6 +31,8 @@ pub const CLUSTER_ID: &str = "dlog-cluster";
 const READ_COMMITTED: i8 = 1;
 /// ListOffsets timestamp meaning "the latest offset".
 const LATEST_TIMESTAMP: i64 = -1;
+/// ListOffsets timestamp meaning "the record with the largest timestamp" (v7+).
+const MAX_TIMESTAMP: i64 = -3;
 /// ListOffsets timestamp meaning "the earliest offset".
 const EARLIEST_TIMESTAMP: i64 = -2;
 
@@ -431,7 +433,10 @@ fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRequest) -> L
                     match p.timestamp {
                         LATEST_TIMESTAMP => response.with_offset(log.log_end_offset()),
                         EARLIEST_TIMESTAMP => response.with_offset(log.log_start_offset()),
-                        timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
+                        // The batch holding the largest timestamp (KIP-734),
+                        // asked for from v7 on (Kafka refuses it below).
+                        MAX_TIMESTAMP if version < 7 => response.with_error_code(ResponseError::UnsupportedVersion.code()),
+                        timestamp if timestamp >= 0 || timestamp == MAX_TIMESTAMP => match log.offset_for_timestamp(timestamp) {
                             Ok(Some(found)) => response.with_offset(found.offset).with_timestamp(found.timestamp_ms),
                             Ok(None) => response,
                             Err(error) => response.with_error_code(error.kafka_error_code()),
