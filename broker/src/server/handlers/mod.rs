@@ -1,0 +1,103 @@
+//! One handler per API, a file each. Each takes a decoded request and returns the
+//! encoded response; errors inside a request become Kafka error codes in the
+//! response, per topic or partition, never a closed connection.
+
+use bytes::Bytes;
+use kafka_protocol::messages::{api_versions_response::ApiVersion, ApiKey, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::protocol::Encodable;
+use kafka_protocol::ResponseError;
+
+use super::Broker;
+use crate::wire::{encode_response, DecodeError, Request, SUPPORTED_APIS};
+
+mod admin;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use admin::{create_topics, delete_records, delete_topics};
+pub(super) use admin::{delete_targets, deletion_result};
+use fetch::fetch;
+use list_offsets::list_offsets;
+use metadata::metadata;
+use produce::produce;
+
+/// The cluster id reported in Metadata.
+pub const CLUSTER_ID: &str = "dlog-cluster";
+/// Isolation level `read_committed` in Fetch and ListOffsets.
+const READ_COMMITTED: i8 = 1;
+
+fn encode<R: Encodable>(api: ApiKey, header: &RequestHeader, body: &R) -> Result<Option<Bytes>, DecodeError> {
+    encode_response(api, header.request_api_version, header.correlation_id, body)
+        .map(Some)
+        .map_err(|e| DecodeError::Malformed(format!("{api:?} v{} response did not encode: {e}", header.request_api_version)))
+}
+
+/// Dispatches a decoded request to its handler.
+pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -> Result<Option<Bytes>, DecodeError> {
+    match request {
+        Request::ApiVersions(_) => encode(ApiKey::ApiVersions, header, &api_versions_body(0)),
+        Request::Metadata(request) => {
+            let response = match &broker.cluster {
+                Some(link) => super::cluster_handlers::metadata(broker, link, header, request).await,
+                None => metadata(broker, header, request),
+            };
+            encode(ApiKey::Metadata, header, &response)
+        }
+        Request::CreateTopics(request) => {
+            let response = match &broker.cluster {
+                Some(link) => super::cluster_handlers::create_topics(broker, link, request).await,
+                None => create_topics(broker, request),
+            };
+            encode(ApiKey::CreateTopics, header, &response)
+        }
+        Request::Produce(request) => {
+            let acks = request.acks;
+            let response = produce(broker, request);
+            if acks == 0 {
+                Ok(None)
+            } else {
+                encode(ApiKey::Produce, header, &response)
+            }
+        }
+        Request::Fetch(request) => {
+            let response = fetch(broker, request).await;
+            encode(ApiKey::Fetch, header, &response)
+        }
+        Request::ListOffsets(request) => encode(
+            ApiKey::ListOffsets,
+            header,
+            &list_offsets(broker, header.request_api_version, request),
+        ),
+        Request::DeleteRecords(request) => encode(ApiKey::DeleteRecords, header, &delete_records(broker, request)),
+        Request::DeleteTopics(request) => {
+            let response = match &broker.cluster {
+                Some(link) => super::cluster_handlers::delete_topics(broker, link, request).await,
+                None => delete_topics(broker, request),
+            };
+            encode(ApiKey::DeleteTopics, header, &response)
+        }
+    }
+}
+
+fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(
+        SUPPORTED_APIS
+            .iter()
+            .map(|&(api, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(api as i16)
+                    .with_min_version(min)
+                    .with_max_version(max)
+            })
+            .collect(),
+    )
+}
+
+/// The answer to an ApiVersions request at a version we do not speak:
+/// UNSUPPORTED_VERSION and our table, in v0 so any client can read it.
+pub fn api_versions_unsupported(correlation_id: i32) -> Bytes {
+    let body = api_versions_body(ResponseError::UnsupportedVersion.code());
+    encode_response(ApiKey::ApiVersions, 0, correlation_id, &body).unwrap_or_default()
+}
