@@ -19,20 +19,18 @@ fn topic() -> TopicName {
     TopicName(StrBytes::from_static_str("versions"))
 }
 
+/// Creates the one-partition topic the tests use.
+async fn create_topic(broker: &broker::server::Broker) {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default().with_name(topic()).with_num_partitions(1).with_replication_factor(1)]);
+    let created: CreateTopicsResponse = round_trip(broker, ApiKey::CreateTopics, 2, &request).await;
+    assert_eq!(created.topics[0].error_code, 0);
+}
+
 #[tokio::test]
 async fn every_advertised_version_answers() {
     let (broker, dir) = open_broker("versions");
-    let created: CreateTopicsResponse = round_trip(
-        &broker,
-        ApiKey::CreateTopics,
-        2,
-        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-            .with_name(topic())
-            .with_num_partitions(1)
-            .with_replication_factor(1)]),
-    )
-    .await;
-    assert_eq!(created.topics[0].error_code, 0);
+    create_topic(&broker).await;
 
     for &(api, min, max) in SUPPORTED_APIS {
         for version in min..=max {
@@ -134,14 +132,7 @@ async fn every_advertised_version_answers() {
 #[tokio::test]
 async fn list_offsets_max_timestamp() {
     let (broker, dir) = open_broker("max-timestamp");
-    let created: CreateTopicsResponse = round_trip(
-        &broker,
-        ApiKey::CreateTopics,
-        2,
-        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(topic()).with_num_partitions(1).with_replication_factor(1)]),
-    )
-    .await;
-    assert_eq!(created.topics[0].error_code, 0);
+    create_topic(&broker).await;
     for timestamp_ms in [1_000i64, 5_000, 3_000] {
         let records = broker::storage::build_batch(&[broker::storage::SimpleRecord { key: None, value: Some(b"v".to_vec()), timestamp_ms }]);
         let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(1_000).with_topic_data(vec![TopicProduceData::default()
