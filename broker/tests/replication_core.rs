@@ -37,9 +37,16 @@
 //! After the faults stop, all replicas converge to the leader's log and the
 //! ISR grows back to all replicas.
 //!
-//! Run: `cargo test -p dlog-broker --test replication_core` (96 cases by
-//! default); longer: `PROPTEST_CASES=5000 cargo test -p dlog-broker --test
-//! replication_core`.
+//! Scripted: KIP-101's lost-acknowledged-record scenario, once with the
+//! default epoch-based truncation (safe) and once with the
+//! `truncate_to_high_watermark` teaching knob (loses the records, and the
+//! replicas end up in one ISR with different records at the same offsets).
+//!
+//! Run: `cargo test -p dlog-broker --test replication_core` (128 cases by
+//! default, about 2 s in debug); longer: `PROPTEST_CASES=5000 cargo test -p
+//! dlog-broker --test replication_core` (about a minute). Set
+//! `REPLICATION_TRUNCATE_TO_HW=1` to turn the knob on in the random search
+//! and watch it fail; `REPLICATION_TEST_STATS=1` prints per-case coverage.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -119,6 +126,9 @@ struct Cluster {
     committed: BTreeMap<usize, Rec>,
     hw_floor: BTreeMap<(ReplicaId, i32), i64>,
     violations: Vec<String>,
+    /// Coverage counters: divergence truncations, accepted ISR changes.
+    truncations: u64,
+    isr_changes: u64,
 }
 
 fn epoch_entries(log: &[Rec]) -> Vec<EpochEntry> {
@@ -163,6 +173,8 @@ impl Cluster {
             committed: BTreeMap::new(),
             hw_floor: BTreeMap::new(),
             violations: Vec::new(),
+            truncations: 0,
+            isr_changes: 0,
         };
         cluster.elect(Some(1));
         cluster
@@ -383,6 +395,9 @@ impl Cluster {
                         assert_eq!(replica.log.len() as i64, new_log_end_offset);
                     }
                     FollowerDecision::TruncateTo { offset } => {
+                        if (offset as usize) < replica.log.len() {
+                            self.truncations += 1;
+                        }
                         replica.log.truncate(offset as usize);
                         replica.flushed = replica.flushed.min(replica.log.len());
                     }
@@ -418,6 +433,7 @@ impl Cluster {
         if accept {
             self.controller.isr = alter.new_isr;
             self.controller.partition_epoch += 1;
+            self.isr_changes += 1;
             self.push_metadata();
         } else if let Role::Leader(leader) = &mut self.replicas.get_mut(&alter.from).expect("replica").role {
             // Refused without a newer state to show (a fenced replica in it):
@@ -679,7 +695,7 @@ fn apply(cluster: &mut Cluster, action: &Action) {
 }
 
 fn proptest_cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(96)
+    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(128)
 }
 
 fn config(truncate_to_high_watermark: bool) -> ReplicationConfig {
@@ -700,7 +716,9 @@ proptest! {
         max_fetch_records in 1usize..=4,
         actions in prop::collection::vec(action(), 50..300),
     ) {
-        let mut cluster = Cluster::new(3, config(false), min_insync_replicas, max_fetch_records);
+        // Teaching experiment: with this set the search should fail.
+        let knob = std::env::var_os("REPLICATION_TRUNCATE_TO_HW").is_some();
+        let mut cluster = Cluster::new(3, config(knob), min_insync_replicas, max_fetch_records);
         for action in &actions {
             apply(&mut cluster, action);
             cluster.check();
@@ -711,6 +729,89 @@ proptest! {
         let outcome = cluster.converge(20 + longest);
         prop_assert!(cluster.violations.is_empty(), "while converging: {:?}", cluster.violations);
         prop_assert!(outcome.is_ok(), "liveness: {:?}", outcome);
+        if std::env::var_os("REPLICATION_TEST_STATS").is_some() {
+            eprintln!(
+                "stats: actions {} leader-epochs {} committed {} acked {} divergence-truncations {} isr-changes {} converged-in {:?}",
+                actions.len(),
+                cluster.controller.leader_epoch + 1,
+                cluster.committed.len(),
+                cluster.acked.len(),
+                cluster.truncations,
+                cluster.isr_changes,
+                outcome
+            );
+        }
     }
+}
+
+impl Cluster {
+    fn deliver_last(&mut self) {
+        let message = self.network.pop().expect("a message in flight");
+        self.deliver_message(message);
+        self.check();
+    }
+
+    /// Follower `id` fetches once, request and response delivered.
+    fn fetch_round_trip(&mut self, id: ReplicaId) {
+        self.send_fetch(id);
+        self.deliver_last();
+        self.deliver_last();
+        while !self.alters.is_empty() {
+            self.controller_step(0);
+            self.check();
+        }
+    }
+}
+
+/// KIP-101's first scenario, adapted to KRaft. Two replicas. Follower 2
+/// fetches records 0-1, then fetches again at 2: the leader's high watermark
+/// reaches 2 and the produce is acknowledged, but the response carrying the
+/// new high watermark is lost, so 2's high watermark stays 0. The controller
+/// then bumps the leader epoch (same leader), so 2 becomes a follower anew;
+/// leader 1 crashes and 2 is elected. Returns the violations and the logs.
+fn kip101_scenario(truncate_to_high_watermark: bool) -> (Vec<String>, Vec<Rec>, Vec<Rec>) {
+    let mut c = Cluster::new(2, config(truncate_to_high_watermark), 1, 10);
+    c.produce(2);
+    c.fetch_round_trip(2);
+    c.send_fetch(2);
+    let fetch = c.network.pop().expect("fetch");
+    c.deliver_message(fetch);
+    c.network.clear(); // the response is lost
+    c.check();
+    assert_eq!(c.acked.len(), 2, "both records are acknowledged");
+    assert_eq!(c.replicas[&2].hw_checkpoint, 0);
+    c.elect(Some(1)); // new leader epoch: 2 becomes follower again
+    c.check();
+    c.flush(1);
+    c.crash(1, 0); // 1 loses nothing; 2 is the only eligible leader
+    assert_eq!(c.controller.leader, Some(2));
+    c.check();
+    c.produce(2);
+    c.restart(1);
+    for _ in 0..3 {
+        c.fetch_round_trip(1);
+    }
+    c.check();
+    (c.violations.clone(), c.replicas[&1].log.clone(), c.replicas[&2].log.clone())
+}
+
+#[test]
+fn kip101_epoch_truncation_keeps_acknowledged_records() {
+    let (violations, log1, log2) = kip101_scenario(false);
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!(log1, log2);
+    assert_eq!(log1.iter().map(|r| r.value).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn truncate_to_high_watermark_knob_loses_acknowledged_records_and_diverges() {
+    let (violations, log1, log2) = kip101_scenario(true);
+    let has = |what: &str| violations.iter().any(|v| v.contains(what));
+    assert!(has("passes ISR member 2's log end"), "{violations:?}");
+    assert!(has("lost committed record"), "{violations:?}");
+    assert!(has("is not a prefix"), "{violations:?}");
+    // Both are in the ISR, with different records at the same offsets.
+    assert_eq!(log1.iter().map(|r| r.value).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(log2.iter().map(|r| r.value).collect::<Vec<_>>(), vec![2, 3]);
 }
 
