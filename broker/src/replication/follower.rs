@@ -116,7 +116,6 @@ impl FollowerState {
             self.local.truncate_to(offset.max(self.local.log_start_offset()));
             return FollowerDecision::TruncateTo { offset: self.local.log_end_offset() };
         }
-        self.truncation_complete = true;
         let mut expected = response.fetch_offset;
         for batch in &response.batches {
             // A malformed response is the world's fault: drop it whole, the
@@ -127,6 +126,9 @@ impl FollowerState {
             }
             expected = batch.last_offset + 1;
         }
+        // The leader accepted our fetch offset and last epoch: our log is a
+        // prefix of its log.
+        self.truncation_complete = true;
         for batch in &response.batches {
             self.local.append(*batch);
         }

@@ -354,6 +354,11 @@ impl LeaderState {
         } else if progress.last_fetch_leader_log_end_offset.is_some_and(|end| fetch_offset >= end) {
             progress.last_caught_up_time_ms = progress.last_caught_up_time_ms.max(progress.last_fetch_time_ms);
         }
+        // The offset may go down (a follower that restarted having lost
+        // unflushed records). That is the world's doing, not a bug: it is
+        // not caught up, so it leaves the ISR after the lag time; the high
+        // watermark stays where it is. The controller fencing a restarted
+        // broker out of the ISR (KRaft) closes that window sooner.
         progress.log_end_offset = Some(fetch_offset);
         progress.last_fetch_leader_log_end_offset = Some(leader_log_end_offset);
         progress.last_fetch_time_ms = now_ms;
