@@ -181,3 +181,33 @@ fn follower_truncates_across_epochs_like_kafka() {
     // A duplicate of the first answer is stale now.
     assert_eq!(f.on_fetch_response(&response(9, eo(1, 8))), FollowerDecision::Ignore);
 }
+
+#[test]
+fn last_caught_up_time_follows_kafka_update_fetch_state() {
+    let mut l = leader(ReplicationConfig::default(), &[1, 2, 3]);
+    l.on_local_append(5);
+    l.on_follower_fetch(&fetch(2, 3), 10).unwrap();
+    assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, 0, "behind the log end, no earlier fetch");
+    l.on_local_append(8);
+    // Reached the leader's log end as of the previous fetch (5): caught up
+    // at that previous fetch's time, not now.
+    l.on_follower_fetch(&fetch(2, 5), 20).unwrap();
+    assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, 10);
+    l.on_follower_fetch(&fetch(2, 8), 30).unwrap();
+    assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, 30);
+}
+
+#[test]
+fn fetches_are_fenced_and_diverging_fetches_acknowledge_nothing() {
+    let mut l = leader(ReplicationConfig::default(), &[1, 2, 3]);
+    l.on_local_append(4);
+    let stale = FollowerFetch { current_leader_epoch: Some(-1), ..fetch(2, 4) };
+    assert!(matches!(l.on_follower_fetch(&stale, 1), Err(ReplicationError::FencedLeaderEpoch { .. })));
+    let future = FollowerFetch { current_leader_epoch: Some(1), ..fetch(2, 4) };
+    assert!(matches!(l.on_follower_fetch(&future, 1), Err(ReplicationError::UnknownLeaderEpoch { .. })));
+    assert!(matches!(l.on_follower_fetch(&fetch(7, 0), 1), Err(ReplicationError::UnknownReplica(7))));
+    // Past the leader's log end in the leader's own epoch: diverging.
+    let answer = l.on_follower_fetch(&fetch(2, 6), 1).unwrap();
+    assert_eq!(answer, FetchAnswer::Diverging { diverging_epoch: eo(0, 4), high_watermark: 0 });
+    assert_eq!(l.follower(2).unwrap().log_end_offset, None);
+}
