@@ -21,7 +21,11 @@ pub const CREATE_TOPICS_VERSION: i16 = 4;
 
 /// Connections and leader metadata shared by the producer and the consumer.
 pub struct Cluster {
-    bootstrap: String,
+    /// The bootstrap servers (`host:port`, comma-separated in the config);
+    /// metadata is asked of the first that answers.
+    bootstrap: Vec<String>,
+    /// Which bootstrap server to ask first: the last one that answered.
+    bootstrap_next: usize,
     client_id: String,
     timeout_ms: u64,
     connections: BTreeMap<String, Connection>,
@@ -30,10 +34,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A client of the cluster reachable at `bootstrap` (`host:port`).
+    /// A client of the cluster reachable at `bootstrap` (`host:port`, or
+    /// several separated by commas).
     pub fn new(bootstrap: &str, client_id: &str, timeout_ms: u64) -> Self {
+        let servers: Vec<String> = bootstrap.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         Self {
-            bootstrap: bootstrap.into(),
+            bootstrap: if servers.is_empty() { vec![bootstrap.to_string()] } else { servers },
+            bootstrap_next: 0,
             client_id: client_id.into(),
             timeout_ms,
             connections: BTreeMap::new(),
@@ -73,7 +80,8 @@ impl Cluster {
         self.partition_counts.get(topic).copied()
     }
 
-    /// Asks the bootstrap broker for metadata of `topics`.
+    /// Asks a bootstrap broker for metadata of `topics`: each in turn,
+    /// starting with the one that answered last, until one answers.
     pub async fn refresh(&mut self, topics: &[String]) -> Result<(), ClientError> {
         let request = MetadataRequest::default()
             .with_topics(Some(
@@ -83,18 +91,30 @@ impl Cluster {
                     .collect(),
             ))
             .with_allow_auto_topic_creation(false);
-        let bootstrap = self.bootstrap.clone();
         let timeout_ms = self.timeout_ms;
-        let result = match self.connection(&bootstrap).await {
-            Ok(connection) => connection.request(&request, METADATA_VERSION, timeout_ms).await,
-            Err(error) => Err(error),
-        };
-        let response = match result {
-            Ok(response) => response,
-            Err(error) => {
-                self.drop_connection(&bootstrap);
-                return Err(error);
+        let mut last_error = None;
+        let mut answer = None;
+        for attempt in 0..self.bootstrap.len() {
+            let index = (self.bootstrap_next + attempt) % self.bootstrap.len();
+            let server = self.bootstrap[index].clone();
+            let result = match self.connection(&server).await {
+                Ok(connection) => connection.request(&request, METADATA_VERSION, timeout_ms).await,
+                Err(error) => Err(error),
+            };
+            match result {
+                Ok(response) => {
+                    self.bootstrap_next = index;
+                    answer = Some(response);
+                    break;
+                }
+                Err(error) => {
+                    self.drop_connection(&server);
+                    last_error = Some(error);
+                }
             }
+        }
+        let Some(response) = answer else {
+            return Err(last_error.unwrap_or(ClientError::BadResponse("no bootstrap server".into())));
         };
         let brokers: BTreeMap<i32, String> = response
             .brokers
@@ -134,19 +154,28 @@ impl Cluster {
 
     /// Creates a topic through the bootstrap broker; an existing topic is not an error.
     pub async fn create_topic(&mut self, name: &str, partitions: i32) -> Result<(), ClientError> {
+        self.create_topic_replicated(name, partitions, 1).await
+    }
+
+    /// Creates a topic with `replication_factor` replicas per partition
+    /// through the first bootstrap broker; an existing topic is not an error.
+    pub async fn create_topic_replicated(&mut self, name: &str, partitions: i32, replication_factor: i16) -> Result<(), ClientError> {
         let request = CreateTopicsRequest::default()
             .with_topics(vec![CreatableTopic::default()
                 .with_name(TopicName(StrBytes::from_string(name.into())))
                 .with_num_partitions(partitions)
-                .with_replication_factor(1)])
+                .with_replication_factor(replication_factor)])
             .with_timeout_ms(self.timeout_ms as i32);
-        let bootstrap = self.bootstrap.clone();
+        let bootstrap = self.bootstrap[self.bootstrap_next].clone();
         let timeout_ms = self.timeout_ms;
         let result = match self.connection(&bootstrap).await {
             Ok(connection) => connection.request(&request, CREATE_TOPICS_VERSION, timeout_ms).await,
             Err(error) => Err(error),
         };
-        let response = result.inspect_err(|_| self.drop_connection(&bootstrap))?;
+        let response = result.inspect_err(|_| {
+            self.drop_connection(&bootstrap);
+            self.bootstrap_next = (self.bootstrap_next + 1) % self.bootstrap.len();
+        })?;
         for topic in response.topics {
             if topic.error_code != 0 && topic.error_code != ResponseError::TopicAlreadyExists.code() {
                 return Err(ClientError::BadResponse(format!(

@@ -77,6 +77,9 @@ pub struct Consumer {
     cluster: Cluster,
     positions: BTreeMap<TopicPartition, Option<i64>>,
     high_watermarks: BTreeMap<TopicPartition, i64>,
+    /// Successful fetches per partition, so a caller can tell a fresh high
+    /// watermark from one remembered from before a leader went away.
+    fetches: BTreeMap<TopicPartition, u64>,
 }
 
 impl Consumer {
@@ -88,6 +91,7 @@ impl Consumer {
             cluster,
             positions: BTreeMap::new(),
             high_watermarks: BTreeMap::new(),
+            fetches: BTreeMap::new(),
         }
     }
 
@@ -119,6 +123,11 @@ impl Consumer {
     /// The high watermark seen in the last fetch of `tp`.
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
         self.high_watermarks.get(tp).copied()
+    }
+
+    /// How many fetches of `tp` have succeeded so far.
+    pub fn fetch_count(&self, tp: &TopicPartition) -> u64 {
+        self.fetches.get(tp).copied().unwrap_or(0)
     }
 
     async fn reset_positions(&mut self) -> Result<(), ClientError> {
@@ -165,6 +174,7 @@ impl Consumer {
             }
         }
         let mut out = Vec::new();
+        let mut first_error = None;
         for (leader, partitions) in by_leader {
             let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
             for (tp, position) in &partitions {
@@ -199,7 +209,17 @@ impl Consumer {
                 Ok(connection) => connection.request(&request, FETCH_VERSION, timeout_ms).await,
                 Err(error) => Err(error),
             };
-            let response = result.inspect_err(|_| self.cluster.drop_connection(&leader))?;
+            // One leader failing must not cost the records already taken
+            // from others (their positions moved on): keep going, and
+            // report the error only if nothing at all was read.
+            let response = match result {
+                Ok(response) => response,
+                Err(error) => {
+                    self.cluster.drop_connection(&leader);
+                    first_error.get_or_insert(error);
+                    continue;
+                }
+            };
             for topic in response.responses {
                 let name = topic.topic.0.as_str().to_string();
                 for partition in topic.partitions {
@@ -213,11 +233,17 @@ impl Consumer {
                         continue;
                     }
                     self.high_watermarks.insert(tp.clone(), partition.high_watermark);
+                    *self.fetches.entry(tp.clone()).or_default() += 1;
                     let Some(position) = self.position(&tp) else { continue };
                     let mut next = position;
                     let mut records = partition.records.unwrap_or_default();
-                    let batches = RecordBatchDecoder::decode_all(&mut records)
-                        .map_err(|e| ClientError::BadResponse(format!("records of {tp}: {e}")))?;
+                    let batches = match RecordBatchDecoder::decode_all(&mut records) {
+                        Ok(batches) => batches,
+                        Err(e) => {
+                            first_error.get_or_insert(ClientError::BadResponse(format!("records of {tp}: {e}")));
+                            continue;
+                        }
+                    };
                     for record in batches.into_iter().flat_map(|b| b.records) {
                         if record.offset < next || record.control {
                             next = next.max(record.offset + i64::from(record.control));
@@ -235,6 +261,9 @@ impl Consumer {
                 }
             }
         }
-        Ok(out)
+        match first_error {
+            Some(error) if out.is_empty() => Err(error),
+            _ => Ok(out),
+        }
     }
 }

@@ -267,9 +267,13 @@ impl Producer {
 }
 
 /// Error codes that leave the append's outcome unknown: the leader wrote
-/// the batch but could not confirm replication in time.
+/// the batch but could not confirm replication in time, or stopped leading
+/// while an acks=all produce waited (NOT_LEADER_OR_FOLLOWER then; the batch
+/// may still be committed by the next leader).
 fn appended_maybe(code: i16) -> bool {
-    code == ResponseError::RequestTimedOut.code() || code == ResponseError::NotEnoughReplicasAfterAppend.code()
+    code == ResponseError::RequestTimedOut.code()
+        || code == ResponseError::NotEnoughReplicasAfterAppend.code()
+        || code == ResponseError::NotLeaderOrFollower.code()
 }
 
 fn client_error(error: ClientError) -> SendError {
