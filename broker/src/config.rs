@@ -166,6 +166,23 @@ pub struct BrokerConfig {
     /// A broker silent this long is fenced by the controllers
     /// (`broker.session.timeout.ms`).
     pub broker_session_timeout_ms: i64,
+    /// Fewest in-sync replicas an acks=all produce needs
+    /// (`min.insync.replicas`, Kafka's default 1).
+    pub min_insync_replicas: usize,
+    /// A follower not caught up for this long leaves the ISR
+    /// (`replica.lag.time.max.ms`).
+    pub replica_lag_time_max_ms: u64,
+    /// How long a follower's fetch may wait on the leader for data
+    /// (`replica.fetch.wait.max.ms`).
+    pub replica_fetch_wait_max_ms: u64,
+    /// Pause after a failed follower fetch (`replica.fetch.backoff.ms`).
+    pub replica_fetch_backoff_ms: u64,
+    /// Most acks=all produce requests waiting at once per partition.
+    pub delayed_produce_max: usize,
+    /// TEACHING KNOB (`replication.truncate_to_high_watermark`): followers
+    /// truncate to their high watermark as before KIP-101. Loses
+    /// acknowledged records after two failures in a row.
+    pub replication_truncate_to_high_watermark: bool,
 }
 
 impl Default for BrokerConfig {
@@ -197,6 +214,12 @@ impl Default for BrokerConfig {
             raft_heartbeat_tick: 2,
             raft_tick_ms: 100,
             broker_session_timeout_ms: ControllerConfig::default().broker_session_timeout_ms,
+            min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_backoff_ms: 1_000,
+            delayed_produce_max: 1_024,
+            replication_truncate_to_high_watermark: false,
         }
     }
 }
@@ -273,6 +296,12 @@ impl BrokerConfig {
         "raft.heartbeat_tick",
         "raft.tick.ms",
         "broker.session.timeout.ms",
+        "min.insync.replicas",
+        "replica.lag.time.max.ms",
+        "replica.fetch.wait.max.ms",
+        "replica.fetch.backoff.ms",
+        "replication.delayed_produce_max",
+        "replication.truncate_to_high_watermark",
     ];
 
     /// Applies one `KEY=VALUE` pair.
@@ -319,6 +348,12 @@ impl BrokerConfig {
             "raft.heartbeat_tick" => self.raft_heartbeat_tick = parse_number(key, value)?,
             "raft.tick.ms" => self.raft_tick_ms = parse_number(key, value)?,
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_number(key, value)?,
+            "min.insync.replicas" => self.min_insync_replicas = parse_number(key, value)?,
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse_number(key, value)?,
+            "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms = parse_number(key, value)?,
+            "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms = parse_number(key, value)?,
+            "replication.delayed_produce_max" => self.delayed_produce_max = parse_number(key, value)?,
+            "replication.truncate_to_high_watermark" => self.replication_truncate_to_high_watermark = parse_bool(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())
@@ -333,6 +368,12 @@ impl BrokerConfig {
     /// once every pair is applied (the order of pairs must not matter).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let roles = self.process_roles;
+        if self.min_insync_replicas == 0 {
+            return Err(ConfigError::Inconsistent {
+                key: "min.insync.replicas",
+                reason: "must be at least 1".into(),
+            });
+        }
         if !roles.broker && !roles.controller {
             // Unreachable through `set`, but the fields are public.
             return Err(ConfigError::Inconsistent {
@@ -462,6 +503,7 @@ impl BrokerConfig {
             tick_ms: self.raft_tick_ms,
             metadata: ControllerConfig {
                 broker_session_timeout_ms: self.broker_session_timeout_ms,
+                min_insync_replicas: self.min_insync_replicas,
                 ..ControllerConfig::default()
             },
             // Distinct from the broker's own use of the seed.

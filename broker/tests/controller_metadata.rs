@@ -14,7 +14,11 @@ struct Log {
 
 impl Log {
     fn new() -> Self {
-        Self { image: MetadataImage::new(ControllerConfig::default()), offset: 0, term: 1 }
+        Self::with_config(ControllerConfig::default())
+    }
+
+    fn with_config(config: ControllerConfig) -> Self {
+        Self { image: MetadataImage::new(config), offset: 0, term: 1 }
     }
 
     fn apply(&mut self, record: MetadataRecord) -> Result<ApplyOutcome, MetadataError> {
@@ -32,6 +36,7 @@ impl Log {
             listener: format!("broker-{broker_id}:9092"),
             rack: None,
             now_ms,
+            clean_shutdown: false,
         })? {
             ApplyOutcome::BrokerRegistered { broker_epoch } => Ok(broker_epoch),
             other => panic!("unexpected {other:?}"),
@@ -50,7 +55,11 @@ impl Log {
 
     /// Registers and unfences brokers 1..=n at time 0.
     fn with_brokers(n: BrokerId) -> Self {
-        let mut log = Self::new();
+        Self::with_brokers_and_config(n, ControllerConfig::default())
+    }
+
+    fn with_brokers_and_config(n: BrokerId, config: ControllerConfig) -> Self {
+        let mut log = Self::with_config(config);
         for id in 1..=n {
             log.register(id, 100 + id as u64, 0).unwrap();
             log.heartbeat(id, 0);
@@ -374,4 +383,49 @@ fn controller_holds_a_deleted_name_back_until_every_replica_broker_has_seen_the_
         log.apply(MetadataRecord::CreateTopic { name: "other".into(), partitions: 1, replication_factor: 1 }),
         Ok(ApplyOutcome::TopicCreated { .. })
     ));
+}
+
+/// KIP-966 with min.insync.replicas=2: a replica that leaves an ISR of two
+/// becomes an eligible leader replica (it holds every record acknowledged
+/// with acks=all, since none can be acknowledged with a smaller ISR); when
+/// the last ISR member then fails, the eligible replica leads instead of
+/// the partition waiting for the last member, whose unsynced records an
+/// unclean shutdown may have lost.
+#[test]
+fn controller_eligible_leader_replicas_lead_when_the_last_isr_member_fails() {
+    for last_member_restarts_uncleanly in [false, true] {
+        let config = ControllerConfig { min_insync_replicas: 2, ..ControllerConfig::default() };
+        let mut log = Log::with_brokers_and_config(3, config);
+        let topic_id = log.create("t", 1, 3);
+        let partition = |log: &Log| log.image.topic_by_id(topic_id).unwrap().partitions[0].clone();
+        let replicas = partition(&log).replicas;
+        let (a, b, c) = (replicas[0], replicas[1], replicas[2]);
+        // c dies: the ISR {a, b} is still at min.insync.replicas, so records
+        // go on being acknowledged without c, which is not eligible.
+        for id in [a, b] {
+            log.heartbeat(id, 9_000);
+        }
+        assert_eq!(log.expire_sessions(9_000), vec![c]);
+        assert_eq!((partition(&log).isr, partition(&log).elr), (vec![a, b], vec![]));
+        // b dies: the ISR {a} is below it; b is eligible.
+        log.heartbeat(a, 18_000);
+        assert_eq!(log.expire_sessions(18_000), vec![b]);
+        assert_eq!((partition(&log).isr, partition(&log).elr), (vec![a], vec![b]));
+        // a, the last ISR member, dies: no leader.
+        assert_eq!(log.expire_sessions(27_000), vec![a]);
+        assert_eq!((partition(&log).leader, partition(&log).isr.clone()), (None, vec![a]));
+        if last_member_restarts_uncleanly {
+            // a comes back after an unclean shutdown: b takes its place.
+            log.register(a, 777, 27_100).unwrap();
+            log.heartbeat(a, 27_200);
+            let p = partition(&log);
+            assert_eq!((p.leader, p.isr, p.elr), (None, vec![b], vec![]), "a lost its tail; b holds what was acknowledged");
+        }
+        // b comes back (the same process, after a pause): it leads.
+        log.heartbeat(b, 27_300);
+        let p = partition(&log);
+        assert_eq!(p.leader, Some(b));
+        assert_eq!(p.isr, vec![b]);
+        assert!(!p.elr.contains(&b), "an ISR member is not also eligible");
+    }
 }

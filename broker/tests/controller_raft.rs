@@ -142,6 +142,7 @@ fn controller_replicas_agree_through_restart_and_snapshot_install() {
             listener: format!("b{broker_id}:9092"),
             rack: None,
             now_ms: 0,
+            clean_shutdown: true,
         });
         let leader = c.leader();
         let epoch = c.replicas[&leader].as_ref().unwrap().image.broker(broker_id).unwrap().broker_epoch;

@@ -119,6 +119,22 @@ async fn every_advertised_version_answers() {
                     assert_eq!(response.responses[0].error_code, 0, "v{version}");
                     assert_eq!(response.responses[0].name.as_ref(), Some(&doomed), "v{version}");
                 }
+                ApiKey::OffsetForLeaderEpoch => {
+                    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+                    use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+                    let request = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+                        OffsetForLeaderTopic::default().with_topic(topic()).with_partitions(vec![OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(0)
+                            .with_leader_epoch(0)]),
+                    ]);
+                    let response: OffsetForLeaderEpochResponse = round_trip(&broker, api, version, &request).await;
+                    let partition = &response.topics[0].partitions[0];
+                    assert_eq!(partition.error_code, 0, "v{version}");
+                    // A standalone broker's whole log is epoch 0.
+                    assert_eq!(partition.leader_epoch, 0, "v{version}");
+                    assert!(partition.end_offset >= 1, "v{version}: epoch 0 ends at the log end");
+                }
                 other => panic!("{other:?} is advertised but not covered by this test"),
             }
         }

@@ -22,11 +22,19 @@ pub struct ControllerConfig {
     /// is alive, elect a live out-of-sync replica, losing committed data,
     /// rather than leave the partition offline.
     pub unclean_leader_election_enable: bool,
+    /// `min.insync.replicas` (default 1): a replica removed from an ISR that
+    /// drops below this size becomes an eligible leader replica (KIP-966).
+    #[serde(default = "default_min_insync_replicas")]
+    pub min_insync_replicas: usize,
+}
+
+fn default_min_insync_replicas() -> usize {
+    1
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        Self { broker_session_timeout_ms: 9000, unclean_leader_election_enable: false }
+        Self { broker_session_timeout_ms: 9000, unclean_leader_election_enable: false, min_insync_replicas: 1 }
     }
 }
 
@@ -168,6 +176,14 @@ pub struct PartitionState {
     pub leader_epoch: u32,
     /// Bumped on every change (leader or ISR); fences stale AlterPartition.
     pub partition_epoch: u32,
+    /// Eligible leader replicas (KIP-966): replicas that left the ISR when
+    /// it fell below `min.insync.replicas`. No acks=all write can be
+    /// acknowledged with so small an ISR, so each holds every acknowledged
+    /// record, and one may lead when no ISR member can. Emptied when the
+    /// ISR is back to `min.insync.replicas`; a broker that restarts after an
+    /// unclean shutdown leaves it (it may have lost unsynced records).
+    #[serde(default)]
+    pub elr: Vec<BrokerId>,
 }
 
 /// One topic.
@@ -343,8 +359,8 @@ impl MetadataImage {
         self.controller_epoch = self.controller_epoch.max(controller_epoch);
         let before = cfg!(debug_assertions).then(|| self.epochs());
         let outcome = match record {
-            MetadataRecord::RegisterBroker { broker_id, incarnation_id, listener, rack, now_ms } => {
-                self.register_broker(offset, *broker_id, *incarnation_id, listener, rack, *now_ms)
+            MetadataRecord::RegisterBroker { broker_id, incarnation_id, listener, rack, now_ms, clean_shutdown } => {
+                self.register_broker(offset, *broker_id, *incarnation_id, listener, rack, *now_ms, *clean_shutdown)
             }
             MetadataRecord::BrokerHeartbeat { broker_id, broker_epoch, now_ms, metadata_offset } => {
                 self.heartbeat(*broker_id, *broker_epoch, *now_ms, *metadata_offset)
@@ -393,6 +409,7 @@ impl MetadataImage {
         listener: &str,
         rack: &Option<String>,
         now_ms: i64,
+        clean_shutdown: bool,
     ) -> Result<ApplyOutcome, MetadataError> {
         if let Some(existing) = self.brokers.get(&broker_id) {
             if existing.incarnation_id == incarnation_id {
@@ -405,6 +422,9 @@ impl MetadataImage {
             }
             // The old incarnation is gone: whatever it led must move now.
             self.fence(broker_id);
+        }
+        if !clean_shutdown {
+            self.forget_unclean_replica(broker_id);
         }
         self.brokers.insert(
             broker_id,
@@ -472,6 +492,33 @@ impl MetadataImage {
         Ok(ApplyOutcome::BrokerFenced)
     }
 
+    /// A broker restarted after an unclean shutdown: it may have lost
+    /// records it had acknowledged as a follower, so it is no longer an
+    /// eligible leader replica. Where it is the last ISR member of a
+    /// partition without a leader and eligible replicas exist, those take
+    /// its place: they hold every acknowledged record, it may not.
+    fn forget_unclean_replica(&mut self, broker_id: BrokerId) {
+        let min_isr = self.config.min_insync_replicas;
+        for topic in self.topics.values_mut() {
+            for partition in &mut topic.partitions {
+                let mut changed = false;
+                if partition.elr.contains(&broker_id) {
+                    partition.elr.retain(|&b| b != broker_id);
+                    changed = true;
+                }
+                if partition.leader.is_none() && partition.isr == [broker_id] && !partition.elr.is_empty() {
+                    let eligible = std::mem::take(&mut partition.elr);
+                    set_isr(partition, eligible, min_isr);
+                    partition.elr.retain(|&b| b != broker_id);
+                    changed = true;
+                }
+                if changed {
+                    partition.partition_epoch += 1;
+                }
+            }
+        }
+    }
+
     /// Marks the broker fenced, removes it from every ISR it is not the last
     /// member of, and moves leadership off it.
     fn fence(&mut self, broker_id: BrokerId) {
@@ -480,6 +527,7 @@ impl MetadataImage {
         }
         let live = self.live_brokers();
         let unclean = self.config.unclean_leader_election_enable;
+        let min_isr = self.config.min_insync_replicas;
         for topic in self.topics.values_mut() {
             for partition in &mut topic.partitions {
                 if !partition.replicas.contains(&broker_id) {
@@ -487,11 +535,12 @@ impl MetadataImage {
                 }
                 let mut changed = false;
                 if partition.isr.len() > 1 && partition.isr.contains(&broker_id) {
-                    partition.isr.retain(|&b| b != broker_id);
+                    let new_isr = partition.isr.iter().copied().filter(|&b| b != broker_id).collect();
+                    set_isr(partition, new_isr, min_isr);
                     changed = true;
                 }
                 if partition.leader == Some(broker_id) {
-                    elect_leader(partition, &live, unclean);
+                    elect_leader(partition, &live, unclean, min_isr);
                     changed = true;
                 }
                 if changed {
@@ -505,9 +554,10 @@ impl MetadataImage {
     fn elect_offline_partitions(&mut self) {
         let live = self.live_brokers();
         let unclean = self.config.unclean_leader_election_enable;
+        let min_isr = self.config.min_insync_replicas;
         for topic in self.topics.values_mut() {
             for partition in &mut topic.partitions {
-                if partition.leader.is_none() && elect_leader(partition, &live, unclean) {
+                if partition.leader.is_none() && elect_leader(partition, &live, unclean, min_isr) {
                     partition.partition_epoch += 1;
                 }
             }
@@ -557,6 +607,7 @@ impl MetadataImage {
                     replicas,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    elr: Vec::new(),
                 }
             })
             .collect();
@@ -640,7 +691,7 @@ impl MetadataImage {
         if let Some(b) = new_isr.iter().find(|b| !live.contains(b)) {
             return Err(MetadataError::InvalidIsr(format!("{b} is fenced or unregistered")));
         }
-        partition.isr = new_isr.to_vec();
+        set_isr(partition, new_isr.to_vec(), self.config.min_insync_replicas);
         partition.partition_epoch += 1;
         Ok(ApplyOutcome::PartitionAltered { partition_epoch: partition.partition_epoch })
     }
@@ -674,6 +725,8 @@ impl MetadataImage {
             for partition in &topic.partitions {
                 assert!(!partition.isr.is_empty(), "metadata: empty ISR in {}", topic.name);
                 assert!(partition.isr.iter().all(|b| partition.replicas.contains(b)), "metadata: ISR outside replicas");
+                assert!(partition.elr.iter().all(|b| partition.replicas.contains(b)), "metadata: ELR outside replicas");
+                assert!(partition.elr.iter().all(|b| !partition.isr.contains(b)), "metadata: a replica in both ISR and ELR");
                 if let Some(leader) = partition.leader {
                     assert!(partition.isr.contains(&leader), "metadata: leader {leader} not in ISR");
                     assert!(
@@ -695,23 +748,48 @@ impl MetadataImage {
     }
 }
 
+/// Sets a partition's ISR, keeping the eligible leader replicas (KIP-966):
+/// members that leave an ISR now smaller than `min_isr` become eligible; an
+/// ISR of at least `min_isr` empties the set (records can be acknowledged
+/// without them from then on); ISR members are never also eligible.
+fn set_isr(partition: &mut PartitionState, new_isr: Vec<BrokerId>, min_isr: usize) {
+    if new_isr.len() < min_isr {
+        for &b in &partition.isr {
+            if !new_isr.contains(&b) && !partition.elr.contains(&b) {
+                partition.elr.push(b);
+            }
+        }
+    } else {
+        partition.elr.clear();
+    }
+    partition.elr.retain(|b| !new_isr.contains(b));
+    partition.isr = new_isr;
+}
+
 /// Picks a leader for `partition` among `live` brokers: the first ISR
-/// member in replica order; failing that, with `unclean`, the first live
-/// replica (which becomes the whole ISR). Bumps the leader epoch if the
+/// member in replica order; failing that, the first eligible leader replica
+/// (KIP-966), which becomes the ISR; failing that, with `unclean`, the first
+/// live replica (which becomes the whole ISR). Bumps the leader epoch if the
 /// leader changes. Returns whether anything changed.
-fn elect_leader(partition: &mut PartitionState, live: &[BrokerId], unclean: bool) -> bool {
+fn elect_leader(partition: &mut PartitionState, live: &[BrokerId], unclean: bool, min_isr: usize) -> bool {
     let clean = partition.replicas.iter().copied().find(|b| partition.isr.contains(b) && live.contains(b));
-    let (leader, isr) = match clean {
-        Some(leader) => (Some(leader), None),
-        None if unclean => match partition.replicas.iter().copied().find(|b| live.contains(b)) {
-            Some(leader) => (Some(leader), Some(vec![leader])),
+    let eligible = partition.replicas.iter().copied().find(|b| partition.elr.contains(b) && live.contains(b));
+    let (leader, isr) = match (clean, eligible) {
+        (Some(leader), _) => (Some(leader), None),
+        (None, Some(leader)) => (Some(leader), Some(vec![leader])),
+        (None, None) if unclean => match partition.replicas.iter().copied().find(|b| live.contains(b)) {
+            Some(leader) => {
+                // Whatever the eligible replicas held is given up with it.
+                partition.elr.clear();
+                (Some(leader), Some(vec![leader]))
+            }
             None => (None, None),
         },
-        None => (None, None),
+        (None, None) => (None, None),
     };
     let mut changed = false;
     if let Some(isr) = isr {
-        partition.isr = isr;
+        set_isr(partition, isr, min_isr);
         changed = true;
     }
     if leader != partition.leader {

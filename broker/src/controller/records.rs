@@ -39,6 +39,10 @@ pub enum MetadataRecord {
         rack: Option<String>,
         /// Controller leader's clock when it accepted the request.
         now_ms: i64,
+        /// The broker's logs were all closed cleanly before this start
+        /// (absent in old records: taken as unclean, the safe side).
+        #[serde(default)]
+        clean_shutdown: bool,
     },
     /// A broker's periodic heartbeat.
     BrokerHeartbeat {

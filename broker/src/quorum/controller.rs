@@ -181,6 +181,7 @@ fn outcome_response(outcome: Result<ApplyOutcome, MetadataError>) -> ControllerR
         Ok(ApplyOutcome::Heartbeat { .. }) => ControllerResponse::HeartbeatAccepted,
         Ok(ApplyOutcome::TopicCreated { topic_id }) => ControllerResponse::TopicCreated { topic_id },
         Ok(ApplyOutcome::TopicDeleted) => ControllerResponse::TopicDeleted,
+        Ok(ApplyOutcome::PartitionAltered { partition_epoch }) => ControllerResponse::PartitionAltered { partition_epoch },
         Ok(other) => ControllerResponse::Rejected {
             code: -1,
             message: format!("unexpected outcome {other:?}"),
@@ -331,12 +332,14 @@ impl Controller {
                 broker_id,
                 incarnation_id,
                 listener,
+                clean_shutdown,
             } => MetadataRecord::RegisterBroker {
                 broker_id,
                 incarnation_id,
                 listener,
                 rack: None,
                 now_ms,
+                clean_shutdown,
             },
             ControllerRequest::BrokerHeartbeat { broker_id, broker_epoch, metadata_offset } => MetadataRecord::BrokerHeartbeat {
                 broker_id,
@@ -352,6 +355,23 @@ impl Controller {
                 name,
                 partitions,
                 replication_factor,
+            },
+            ControllerRequest::AlterPartition {
+                topic_id,
+                partition,
+                broker_id,
+                broker_epoch,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => MetadataRecord::AlterPartition {
+                topic_id,
+                partition,
+                broker_id,
+                broker_epoch,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
             },
             ControllerRequest::DeleteTopic { name } => match self.image.topic(&name) {
                 Some(topic) => MetadataRecord::DeleteTopic {

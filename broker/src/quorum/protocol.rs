@@ -21,6 +21,9 @@ pub enum ControllerRequest {
         incarnation_id: u64,
         /// `host:port` clients use.
         listener: String,
+        /// Every log was closed cleanly before this start.
+        #[serde(default)]
+        clean_shutdown: bool,
     },
     /// A broker is alive.
     BrokerHeartbeat {
@@ -48,6 +51,24 @@ pub enum ControllerRequest {
     },
     /// A linearizable read of the whole metadata image (Raft ReadIndex).
     DescribeCluster,
+    /// A partition leader changes the ISR (Kafka's AlterPartition), fenced
+    /// by its broker epoch, leader epoch and partition epoch.
+    AlterPartition {
+        /// The partition's topic id.
+        topic_id: u64,
+        /// The partition.
+        partition: u32,
+        /// The requesting leader.
+        broker_id: i32,
+        /// Its registration epoch.
+        broker_epoch: u64,
+        /// The leader epoch it leads in.
+        leader_epoch: u32,
+        /// The partition epoch the change is based on.
+        partition_epoch: u32,
+        /// The proposed ISR.
+        new_isr: Vec<i32>,
+    },
 }
 
 impl ControllerRequest {
@@ -91,6 +112,11 @@ pub enum ControllerResponse {
     },
     /// The topic is gone.
     TopicDeleted,
+    /// The ISR change took effect; the partition is now at this epoch.
+    PartitionAltered {
+        /// The new partition epoch.
+        partition_epoch: u32,
+    },
     /// A linearizable view of the metadata.
     Cluster(ClusterView),
     /// Committed and applied, but the state machine refused it (e.g. the

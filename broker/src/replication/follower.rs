@@ -120,7 +120,12 @@ impl FollowerState {
         for batch in &response.batches {
             // A malformed response is the world's fault: drop it whole, the
             // next fetch asks again from the same offset.
-            if batch.base_offset != expected || batch.last_offset < batch.base_offset || batch.leader_epoch > self.leader_epoch
+            // (`partitionLeaderEpoch` is not under the batch CRC, so a
+            // flipped bit there is only caught by its range.)
+            if batch.base_offset != expected
+                || batch.last_offset < batch.base_offset
+                || batch.leader_epoch > self.leader_epoch
+                || batch.leader_epoch < 0
             {
                 return FollowerDecision::Ignore;
             }

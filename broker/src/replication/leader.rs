@@ -120,6 +120,10 @@ impl LeaderState {
             delayed_produce: VecDeque::new(),
             effects: Vec::new(),
         };
+        // Kafka's makeLeader ends with maybeIncrementLeaderHW: with no other
+        // ISR member to wait for (an ISR of one), the whole log is committed.
+        let mut leader = leader;
+        leader.maybe_advance_high_watermark();
         leader.check_invariants();
         leader
     }

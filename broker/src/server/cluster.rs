@@ -109,6 +109,7 @@ pub async fn run_membership(broker: Arc<Broker>) {
             broker_id: config.node_id,
             incarnation_id,
             listener: listener.clone(),
+            clean_shutdown: broker.clean_shutdown,
         };
         let broker_epoch = match client.call(&register, CALL_ATTEMPTS_MAX).await {
             Ok(ControllerResponse::Registered { broker_epoch }) => broker_epoch,

@@ -21,6 +21,8 @@
 pub mod cluster;
 mod cluster_handlers;
 mod handlers;
+mod partition;
+mod replica_driver;
 mod topics;
 
 use crate::error_codes::KafkaErrorCode;
@@ -36,6 +38,7 @@ use crate::config::BrokerConfig;
 use crate::disk::Disk;
 use crate::wire::{self, DecodeError};
 
+pub use partition::{Partition, PartitionError};
 pub use topics::{TopicError, TopicMeta};
 
 /// A hook that sees every request frame received and every response frame
@@ -80,6 +83,14 @@ pub struct Broker {
     pub(crate) appended: Notify,
     /// Set in cluster mode: the link to the controller quorum.
     pub(crate) cluster: Option<cluster::ClusterLink>,
+    /// Cluster mode: acks=all waits, follower fetchers.
+    pub(crate) replication: replica_driver::ReplicaDriver,
+    /// Every log found at start had been closed cleanly (told to the
+    /// controllers at registration: after an unclean shutdown this broker
+    /// may have lost records it had acknowledged as a follower).
+    pub(crate) clean_shutdown: bool,
+    /// This broker itself, for the tasks it starts (fetchers, AlterPartition).
+    self_ref: std::sync::Weak<Broker>,
     trace: Option<TraceHook>,
 }
 
@@ -106,18 +117,25 @@ impl Broker {
         trace: Option<TraceHook>,
     ) -> Result<Arc<Self>, BrokerError> {
         let topics = topics::load_all(&config, &disk, &clock)?;
+        let clean_shutdown = topics.values().flat_map(|t| &t.partitions).all(|p| {
+            let partition = p.lock().unwrap_or_else(|e| e.into_inner());
+            partition.log.recovery_report().clean_shutdown
+        });
         let cluster = match &config.controller_quorum_voters {
             Some(voters) => Some(cluster::ClusterLink::new(voters, config.controller_request_timeout_ms).map_err(BrokerError::Config)?),
             None => None,
         };
         tracing::info!(node_id = config.node_id, topics = topics.len(), cluster_mode = cluster.is_some(), "broker opened");
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|self_ref| Self {
             config,
             disk,
             clock,
             topics: Mutex::new(topics),
             appended: Notify::new(),
             cluster,
+            replication: replica_driver::ReplicaDriver::default(),
+            clean_shutdown,
+            self_ref: self_ref.clone(),
             trace,
         }))
     }
@@ -132,8 +150,8 @@ impl Broker {
     pub fn flush_all(&self) {
         for topic in self.topics_snapshot() {
             for partition in &topic.partitions {
-                let mut log = partition.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(error) = log.flush() {
+                let mut partition = partition.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(error) = partition.log.flush() {
                     tracing::warn!(topic = %topic.name, %error, "flush failed");
                 }
             }
@@ -147,7 +165,8 @@ impl Broker {
     pub fn shutdown(&self) {
         for topic in self.topics_snapshot() {
             for partition in &topic.partitions {
-                let mut log = partition.lock().unwrap_or_else(|e| e.into_inner());
+                let mut partition = partition.lock().unwrap_or_else(|e| e.into_inner());
+                let log = &mut partition.log;
                 if log.is_offline() {
                     continue;
                 }
@@ -166,13 +185,16 @@ impl Broker {
         self.topics.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
-    /// The log of a partition this broker serves, or the Kafka error code
-    /// that says why not. In cluster mode the partition must be led by this
-    /// broker in the last view read from the quorum; its log is opened (and
-    /// the topic's local metadata written) on first use, and only for the
-    /// topic incarnation (topic id) the view names: data of an older
-    /// incarnation of the same name is removed first (see `topics`).
-    pub(crate) fn partition_log(&self, name: &str, partition: i32) -> Result<Arc<Mutex<crate::storage::PartitionLog>>, i16> {
+    /// A partition of a topic this broker holds, or the Kafka error code
+    /// that says why not. Whether this broker may serve a request for it
+    /// (leader, epoch) is the partition's own check. In cluster mode the
+    /// partition must be assigned to this broker in the last view read from
+    /// the quorum; its topic is opened (and the topic's local metadata
+    /// written) on first use, only for the topic incarnation (topic id) the
+    /// view names: data of an older incarnation of the same name is removed
+    /// first (see `topics`). A topic opened here gets its roles from that
+    /// view at once.
+    pub(crate) fn partition(&self, name: &str, partition: i32) -> Result<Arc<Mutex<Partition>>, i16> {
         use kafka_protocol::ResponseError;
         let index = usize::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
         if let Some(link) = &self.cluster {
@@ -183,12 +205,14 @@ impl Broker {
                 .find(|t| t.name == name)
                 .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
             let state = topic.partitions.get(index).ok_or(ResponseError::UnknownTopicOrPartition.code())?;
-            if state.leader != Some(self.config.node_id) {
+            if !state.replicas.contains(&self.config.node_id) {
                 return Err(ResponseError::NotLeaderOrFollower.code());
             }
             let local = self.topic(name);
             if local.as_ref().is_none_or(|t| t.topic_id != Some(topic.topic_id)) {
-                return self.open_incarnation(name, topic.topic_id, topic.partitions.len(), index, view.metadata_offset);
+                let opened = self.open_incarnation(name, topic.topic_id, topic.partitions.len(), index, view.metadata_offset)?;
+                self.apply_topic_view(topic);
+                return Ok(opened);
             }
             // Fall through: the open topic is the view's incarnation.
         }
@@ -209,7 +233,7 @@ impl Broker {
         partitions: usize,
         index: usize,
         view_offset: u64,
-    ) -> Result<Arc<Mutex<crate::storage::PartitionLog>>, i16> {
+    ) -> Result<Arc<Mutex<Partition>>, i16> {
         use kafka_protocol::ResponseError;
         let mut guard = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         // A view older than one this broker already acted on (and told the
@@ -303,6 +327,9 @@ impl Broker {
         if let Some(link) = &self.cluster {
             link.acted_on_offset.fetch_max(view.metadata_offset, std::sync::atomic::Ordering::SeqCst);
         }
+        drop(guard);
+        // Then each assigned partition takes the role the view gives it.
+        self.apply_view(view);
     }
 
     /// Standalone mode: deletes a local topic, its metadata file and its
@@ -390,10 +417,11 @@ impl Broker {
     pub fn maintain_logs(&self) {
         for topic in self.topics_snapshot() {
             for partition in &topic.partitions {
-                let mut log = partition.lock().unwrap_or_else(|e| e.into_inner());
-                // Single node: everything appended is committed, so all of
-                // it may be compacted.
-                let high_watermark = log.log_end_offset();
+                let mut partition = partition.lock().unwrap_or_else(|e| e.into_inner());
+                // Only committed records may be compacted: a follower may
+                // still truncate above the high watermark.
+                let high_watermark = partition.high_watermark();
+                let log = &mut partition.log;
                 log.set_max_compactable_offset(high_watermark);
                 if let Err(error) = log.enforce_retention() {
                     tracing::warn!(topic = %topic.name, %error, "retention failed");
@@ -411,6 +439,7 @@ pub async fn serve(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> st
     tokio::spawn(broker.clone().run_background());
     if broker.cluster.is_some() {
         tokio::spawn(cluster::run_membership(broker.clone()));
+        tokio::spawn(replica_driver::run_ticks(broker.clone()));
     }
     loop {
         // A failed accept (a peer that reset first, a descriptor limit) must

@@ -66,6 +66,7 @@ use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::controller::TopicId;
 use crate::disk::{Disk, OpenMode};
+use super::partition::Partition;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
 
 /// Longest legal topic name, as in Kafka.
@@ -151,7 +152,7 @@ pub struct Topic {
     /// `partition.metadata` files are missing or disagree).
     pub topic_id: Option<TopicId>,
     /// Partition logs, indexed by partition number.
-    pub partitions: Vec<Arc<Mutex<PartitionLog>>>,
+    pub partitions: Vec<Arc<Mutex<Partition>>>,
 }
 
 /// Checks a topic name the way Kafka does.
@@ -344,13 +345,14 @@ fn open_partitions(
     clock: &Arc<dyn Clock>,
     name: &str,
     meta: &TopicMeta,
-) -> Result<Vec<Arc<Mutex<PartitionLog>>>, TopicError> {
+) -> Result<Vec<Arc<Mutex<Partition>>>, TopicError> {
     let log = log_config(config, &meta.configs)?;
+    let cluster_mode = config.controller_quorum_voters.is_some();
     (0..meta.partitions)
         .map(|partition| {
             let dir = partition_dir(&config.data_dir, name, partition);
             PartitionLog::open(disk.clone(), clock.clone(), dir, log.clone())
-                .map(|log| Arc::new(Mutex::new(log)))
+                .map(|log| Arc::new(Mutex::new(if cluster_mode { Partition::cluster(log) } else { Partition::standalone(log) })))
                 .map_err(|source| TopicError::Storage {
                     topic: name.into(),
                     partition,
@@ -472,7 +474,8 @@ pub fn create(
 /// the broker's table.
 pub fn retire(topic: &Topic, keep_data: bool) {
     for partition in &topic.partitions {
-        let mut log = partition.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = partition.lock().unwrap_or_else(|e| e.into_inner());
+        let log = &mut guard.log;
         if keep_data && !log.is_offline() {
             if let Err(error) = log.flush() {
                 tracing::warn!(topic = %topic.name, %error, "flush of a retired partition failed");

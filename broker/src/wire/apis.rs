@@ -21,6 +21,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -36,7 +37,7 @@ mod tests {
     use super::*;
     use kafka_protocol::messages::{
         ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
-        MetadataRequest, ProduceRequest,
+        MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -52,6 +53,7 @@ mod tests {
             (ApiKey::CreateTopics, CreateTopicsRequest::VERSIONS),
             (ApiKey::DeleteRecords, DeleteRecordsRequest::VERSIONS),
             (ApiKey::DeleteTopics, DeleteTopicsRequest::VERSIONS),
+            (ApiKey::OffsetForLeaderEpoch, OffsetForLeaderEpochRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

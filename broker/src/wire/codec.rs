@@ -13,7 +13,7 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -38,6 +38,8 @@ pub enum Request {
     DeleteRecords(DeleteRecordsRequest),
     /// DeleteTopics.
     DeleteTopics(DeleteTopicsRequest),
+    /// OffsetForLeaderEpoch.
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -102,6 +104,7 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::CreateTopics => Request::CreateTopics(CreateTopicsRequest::decode(&mut buf, version)?),
             ApiKey::DeleteRecords => Request::DeleteRecords(DeleteRecordsRequest::decode(&mut buf, version)?),
             ApiKey::DeleteTopics => Request::DeleteTopics(DeleteTopicsRequest::decode(&mut buf, version)?),
+            ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;

@@ -158,12 +158,22 @@ pub(super) fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> 
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let log = match broker.partition_log(&name, p.partition_index) {
-                        Ok(log) => log,
+                    let partition = match broker.partition(&name, p.partition_index) {
+                        Ok(partition) => partition,
                         Err(code) => return result.with_error_code(code),
                     };
-                    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-                    let offset = if p.offset == -1 { log.log_end_offset() } else { p.offset };
+                    let mut partition = partition.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(error) = partition.check_leader(None) {
+                        return result.with_error_code(error.kafka_error_code());
+                    }
+                    // -1 is the high watermark, as in Kafka; records above it
+                    // are not committed and may not be deleted.
+                    let high_watermark = partition.high_watermark();
+                    let offset = if p.offset == -1 { high_watermark } else { p.offset };
+                    if offset > high_watermark {
+                        return result.with_error_code(ResponseError::OffsetOutOfRange.code());
+                    }
+                    let log = &mut partition.log;
                     match log.delete_records(offset) {
                         Ok(low_watermark) => result.with_low_watermark(low_watermark),
                         Err(error) => result.with_error_code(error.kafka_error_code()),

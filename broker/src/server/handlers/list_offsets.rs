@@ -34,13 +34,24 @@ pub(super) fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRe
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(leader_epoch);
-                    let log = match broker.partition_log(&topic_name, p.partition_index) {
-                        Ok(log) => log,
+                    let partition = match broker.partition(&topic_name, p.partition_index) {
+                        Ok(partition) => partition,
                         Err(code) => return response.with_error_code(code),
                     };
-                    let log = log.lock().unwrap_or_else(|e| e.into_inner());
+                    let partition = partition.lock().unwrap_or_else(|e| e.into_inner());
+                    let current_leader_epoch = (version >= 4 && p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
+                    if let Err(error) = partition.check_leader(current_leader_epoch) {
+                        return response.with_error_code(error.kafka_error_code());
+                    }
+                    let response = match partition.leader_epoch() {
+                        Some(epoch) if version >= 4 => response.with_leader_epoch(epoch),
+                        _ => response,
+                    };
+                    let log = &partition.log;
                     match p.timestamp {
-                        LATEST_TIMESTAMP => response.with_offset(log.log_end_offset()),
+                        // Consumers see only committed records: the latest
+                        // offset is the high watermark.
+                        LATEST_TIMESTAMP => response.with_offset(partition.high_watermark()),
                         EARLIEST_TIMESTAMP => response.with_offset(log.log_start_offset()),
                         // The batch holding the largest timestamp (KIP-734),
                         // asked for from v7 on (Kafka refuses it below).

@@ -14,6 +14,7 @@ mod admin;
 mod fetch;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 
 use admin::{create_topics, delete_records, delete_topics};
@@ -54,7 +55,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
         }
         Request::Produce(request) => {
             let acks = request.acks;
-            let response = produce(broker, request);
+            let response = produce(broker, request).await;
             if acks == 0 {
                 Ok(None)
             } else {
@@ -62,13 +63,18 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
             }
         }
         Request::Fetch(request) => {
-            let response = fetch(broker, request).await;
+            let response = fetch(broker, header.request_api_version, request).await;
             encode(ApiKey::Fetch, header, &response)
         }
         Request::ListOffsets(request) => encode(
             ApiKey::ListOffsets,
             header,
             &list_offsets(broker, header.request_api_version, request),
+        ),
+        Request::OffsetForLeaderEpoch(request) => encode(
+            ApiKey::OffsetForLeaderEpoch,
+            header,
+            &offset_for_leader_epoch::offset_for_leader_epoch(broker, request),
         ),
         Request::DeleteRecords(request) => encode(ApiKey::DeleteRecords, header, &delete_records(broker, request)),
         Request::DeleteTopics(request) => {

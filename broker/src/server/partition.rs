@@ -1,0 +1,476 @@
+//! One partition replica on this broker: its log and its replication role,
+//! behind one lock, so the log and what the replication core believes of it
+//! never disagree.
+//!
+//! Standalone and cluster mode differ only in the role: a standalone broker
+//! is the only replica ([`Role::Standalone`]: everything appended is
+//! committed), a cluster broker is leader, follower or neither as the
+//! controller's metadata says ([`Partition::apply_metadata`]). The
+//! replication decisions are the sans-IO core's ([`crate::replication`]);
+//! this type applies them to the log and keeps the two in step:
+//!
+//! - the storage log is the truth about offsets and leader epochs; a role is
+//!   always built from it ([`local_log`]), and after any storage error the
+//!   role is rebuilt from it again, so the core's view cannot run ahead of
+//!   what the log holds;
+//! - a leader stamps its epoch on every batch it appends and records the
+//!   epoch's start offset durably before it accepts the first append;
+//! - a follower appends the leader's batches as they are (offsets, epochs,
+//!   timestamps) and records each new epoch it sees.
+
+use bytes::Bytes;
+
+use crate::controller::PartitionState;
+use crate::error_codes::KafkaErrorCode;
+use crate::replication::{
+    EpochEntry, FetchAnswer, FetchResponse, FollowerDecision, FollowerFetch, FollowerState, LeaderEffect, LeaderEpoch,
+    LeaderState, LocalLog, MetadataVerdict, Offset, PartitionMetadata, ReplicaId, ReplicationConfig, ReplicationError,
+};
+use crate::storage::{AppendInfo, BatchHeader, PartitionLog, StorageError};
+
+/// Why a partition operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// The log refused or failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Replication refused (not leader, fenced epoch, too few replicas...).
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
+}
+
+impl KafkaErrorCode for PartitionError {
+    fn kafka_error_code(&self) -> i16 {
+        match self {
+            PartitionError::Storage(error) => error.kafka_error_code(),
+            PartitionError::Replication(error) => error.kafka_error_code(),
+        }
+    }
+}
+
+/// What this broker is for the partition.
+#[derive(Debug)]
+pub(crate) enum Role {
+    /// Standalone mode: the only replica; everything appended is committed.
+    Standalone,
+    /// Cluster mode, neither leader nor follower (no leader, not a replica,
+    /// or metadata not read yet). Keeps the high watermark it knew.
+    Offline { high_watermark: Offset },
+    /// Leads the partition.
+    Leader(Box<LeaderState>),
+    /// Follows the leader named in its state.
+    Follower(Box<FollowerState>),
+}
+
+/// What a metadata update did to the role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transition {
+    /// Nothing changed (or only the ISR of a leader).
+    Unchanged,
+    /// Became leader of this epoch.
+    BecameLeader { leader_epoch: LeaderEpoch },
+    /// Became follower of `leader_id` in this epoch: start fetching.
+    BecameFollower { leader_id: ReplicaId, leader_epoch: LeaderEpoch },
+    /// Stopped leading or following.
+    Stopped,
+}
+
+/// A partition's log and replication role.
+#[derive(Debug)]
+pub struct Partition {
+    pub(crate) log: PartitionLog,
+    pub(crate) role: Role,
+}
+
+/// The core's view of `log`: its offsets and leader epochs, with
+/// `high_watermark` clamped into it.
+fn local_log(log: &PartitionLog, high_watermark: Offset) -> LocalLog {
+    let entries: Vec<EpochEntry> = log
+        .leader_epochs()
+        .iter()
+        .map(|e| EpochEntry { epoch: e.epoch, start_offset: e.start_offset })
+        .collect();
+    LocalLog::recover(log.log_start_offset(), log.log_end_offset(), high_watermark, entries).unwrap_or_else(|error| {
+        // The storage keeps its epochs monotonic; if that ever failed, the
+        // epochs are dropped (followers then truncate to the leader's
+        // answer) rather than the partition.
+        tracing::warn!(%error, dir = ?log.dir(), "leader epochs unusable; continuing without them");
+        LocalLog::recover(log.log_start_offset(), log.log_end_offset(), high_watermark, Vec::new())
+            .expect("log offsets are ordered")
+    })
+}
+
+/// The batches in `records` (a fetch response's record set), whole ones only.
+fn batch_headers(records: &[u8]) -> Vec<BatchHeader> {
+    let mut headers = Vec::new();
+    let mut position = 0usize;
+    while let Some(header) = records.get(position..).and_then(BatchHeader::parse) {
+        let size = header.size_bytes() as usize;
+        if header.batch_length <= 0 || position + size > records.len() {
+            break;
+        }
+        headers.push(header);
+        position += size;
+    }
+    headers
+}
+
+impl Partition {
+    /// A standalone broker's partition.
+    pub(crate) fn standalone(log: PartitionLog) -> Self {
+        Self { log, role: Role::Standalone }
+    }
+
+    /// A cluster broker's partition, before metadata says its role.
+    pub(crate) fn cluster(log: PartitionLog) -> Self {
+        Self { log, role: Role::Offline { high_watermark: 0 } }
+    }
+
+    /// Offsets below this are committed: consumers may read them.
+    pub fn high_watermark(&self) -> Offset {
+        match &self.role {
+            Role::Standalone => self.log.log_end_offset(),
+            Role::Offline { high_watermark } => (*high_watermark).min(self.log.log_end_offset()),
+            Role::Leader(leader) => leader.high_watermark(),
+            Role::Follower(follower) => follower.high_watermark(),
+        }
+    }
+
+    /// The leader epoch this replica leads or follows in.
+    pub fn leader_epoch(&self) -> Option<LeaderEpoch> {
+        match &self.role {
+            Role::Leader(leader) => Some(leader.leader_epoch()),
+            Role::Follower(follower) => Some(follower.leader_epoch()),
+            Role::Standalone | Role::Offline { .. } => None,
+        }
+    }
+
+    /// Whether this replica leads replicated data (acks=all must wait).
+    pub fn is_replicated(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    /// Whether this replica leads (standalone counts).
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Standalone | Role::Leader(_))
+    }
+
+    /// For a client request (produce, consumer fetch, list offsets): this
+    /// replica must lead, and `current_leader_epoch` (if the client sent
+    /// one) must be its epoch (KIP-320).
+    pub fn check_leader(&self, current_leader_epoch: Option<LeaderEpoch>) -> Result<(), ReplicationError> {
+        match &self.role {
+            Role::Standalone => Ok(()),
+            Role::Leader(leader) => leader.validate_leader_epoch(current_leader_epoch),
+            Role::Follower(follower) => {
+                // A client with a newer epoch than ours must not be told we
+                // are the wrong replica before we know of that epoch.
+                follower.validate_leader_epoch(current_leader_epoch)?;
+                Err(ReplicationError::NotLeaderOrFollower)
+            }
+            Role::Offline { .. } => Err(ReplicationError::NotLeaderOrFollower),
+        }
+    }
+
+    /// Appends a producer's batches as leader. With `min_insync_replicas`
+    /// (acks=all) the committed ISR must be at least that large first
+    /// (NOT_ENOUGH_REPLICAS, nothing appended).
+    pub(crate) fn append_as_leader(&mut self, records: &[u8], min_insync_replicas: Option<usize>) -> Result<AppendInfo, PartitionError> {
+        match &mut self.role {
+            Role::Standalone => Ok(self.log.append(records)?),
+            Role::Leader(leader) => {
+                if let Some(min) = min_insync_replicas {
+                    leader.check_enough_replicas(min)?;
+                }
+                let info = match self.log.append_as_leader(records, leader.leader_epoch()) {
+                    Ok(info) => info,
+                    Err(error) => {
+                        self.resync_after_storage_error();
+                        return Err(error.into());
+                    }
+                };
+                leader.on_local_append(info.last_offset + 1);
+                debug_assert_eq!(leader.log_end_offset(), self.log.log_end_offset(), "core and log agree on the log end");
+                Ok(info)
+            }
+            Role::Follower(_) | Role::Offline { .. } => Err(ReplicationError::NotLeaderOrFollower.into()),
+        }
+    }
+
+    /// Registers an acks=all produce of a batch ending at `required_offset`
+    /// (its last offset + 1); it completes through a `CompleteProduce` effect.
+    pub(crate) fn wait_for_replication(
+        &mut self,
+        request_id: u64,
+        required_offset: Offset,
+        min_insync_replicas: usize,
+        deadline_ms: u64,
+    ) -> Result<(), ReplicationError> {
+        match &mut self.role {
+            Role::Leader(leader) => leader.try_append_acks_all(request_id, required_offset, min_insync_replicas, deadline_ms),
+            Role::Standalone => Ok(()),
+            Role::Follower(_) | Role::Offline { .. } => Err(ReplicationError::NotLeaderOrFollower),
+        }
+    }
+
+    /// A follower's fetch, on the leader.
+    pub(crate) fn on_follower_fetch(&mut self, fetch: &FollowerFetch, now_ms: u64) -> Result<FetchAnswer, ReplicationError> {
+        match &mut self.role {
+            Role::Leader(leader) => leader.on_follower_fetch(fetch, now_ms),
+            Role::Follower(follower) => {
+                follower.validate_leader_epoch(fetch.current_leader_epoch)?;
+                Err(ReplicationError::NotLeaderOrFollower)
+            }
+            Role::Standalone | Role::Offline { .. } => Err(ReplicationError::NotLeaderOrFollower),
+        }
+    }
+
+    /// The fetch a follower of `leader_epoch` sends next, or `None` if this
+    /// replica no longer follows in that epoch.
+    pub(crate) fn follower_fetch(&self, leader_epoch: LeaderEpoch) -> Option<FollowerFetch> {
+        match &self.role {
+            Role::Follower(follower) if follower.leader_epoch() == leader_epoch => Some(follower.fetch_request()),
+            _ => None,
+        }
+    }
+
+    /// The leader's answer to a follower fetch sent in `leader_epoch` from
+    /// `fetch_offset`: applies the core's decision to the log. `Ok(false)`
+    /// if this replica no longer follows in that epoch (the fetcher stops).
+    pub(crate) fn on_leader_response(
+        &mut self,
+        leader_epoch: LeaderEpoch,
+        fetch_offset: Offset,
+        high_watermark: Offset,
+        diverging_epoch: Option<crate::replication::EpochEndOffset>,
+        records: &Bytes,
+    ) -> Result<bool, PartitionError> {
+        let Role::Follower(follower) = &mut self.role else { return Ok(false) };
+        if follower.leader_epoch() != leader_epoch {
+            return Ok(false);
+        }
+        let headers = batch_headers(records);
+        let response = FetchResponse {
+            leader_epoch,
+            fetch_offset,
+            high_watermark,
+            diverging_epoch,
+            batches: headers
+                .iter()
+                .map(|h| crate::replication::BatchInfo {
+                    base_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    leader_epoch: h.partition_leader_epoch,
+                })
+                .collect(),
+        };
+        let outcome = match follower.on_fetch_response(&response) {
+            FollowerDecision::Ignore => Ok(()),
+            FollowerDecision::Append { new_log_end_offset } => {
+                let whole: usize = headers.iter().map(|h| h.size_bytes() as usize).sum();
+                self.append_replicated(&records[..whole], &headers, new_log_end_offset)
+            }
+            FollowerDecision::TruncateTo { offset } => self.log.truncate_to(offset).map(|_| ()),
+        };
+        let follower_end = match &self.role {
+            Role::Follower(follower) => follower.log_end_offset(),
+            _ => unreachable!("still a follower"),
+        };
+        if outcome.is_err() || follower_end != self.log.log_end_offset() {
+            self.resync_after_storage_error();
+        }
+        outcome.map(|()| true).map_err(PartitionError::from)
+    }
+
+    fn append_replicated(&mut self, records: &[u8], headers: &[BatchHeader], new_log_end_offset: Offset) -> Result<(), StorageError> {
+        self.log.append_replicated(records)?;
+        debug_assert_eq!(self.log.log_end_offset(), new_log_end_offset, "appended what the core expects");
+        for header in headers {
+            if self.log.latest_epoch().is_none_or(|latest| header.partition_leader_epoch > latest) && header.partition_leader_epoch >= 0 {
+                self.log.assign_epoch_start(header.partition_leader_epoch, header.base_offset)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a storage error (or any disagreement), rebuild the role's view
+    /// of the log from the log itself, keeping the role and epoch.
+    fn resync_after_storage_error(&mut self) {
+        let high_watermark = self.high_watermark();
+        let local = local_log(&self.log, high_watermark);
+        match &mut self.role {
+            Role::Follower(follower) => {
+                let config = ReplicationConfig { truncate_to_high_watermark: false, ..ReplicationConfig::default() };
+                let (rebuilt, _) = FollowerState::new(config, follower.replica_id(), follower.leader_id(), follower.leader_epoch(), local);
+                **follower = rebuilt;
+            }
+            Role::Leader(leader) => {
+                // The leader's core appends only after the log did, so they
+                // cannot disagree; a failed append changed neither.
+                debug_assert_eq!(leader.log_end_offset(), self.log.log_end_offset());
+            }
+            Role::Standalone | Role::Offline { .. } => {}
+        }
+    }
+
+    /// Applies the controller's state of this partition: become leader,
+    /// follower or neither (Kafka's `makeLeader` / `makeFollower`). Effects
+    /// of a resigning leader (its waiting produce requests fail) go to
+    /// `effects`.
+    pub(crate) fn apply_metadata(
+        &mut self,
+        config: &ReplicationConfig,
+        replica_id: ReplicaId,
+        state: &PartitionState,
+        now_ms: u64,
+        effects: &mut Vec<LeaderEffect>,
+    ) -> Result<Transition, PartitionError> {
+        if matches!(self.role, Role::Standalone) {
+            return Ok(Transition::Unchanged);
+        }
+        let metadata = PartitionMetadata {
+            leader: state.leader,
+            leader_epoch: state.leader_epoch as LeaderEpoch,
+            partition_epoch: state.partition_epoch as i32,
+            isr: state.isr.iter().copied().collect(),
+        };
+        let is_replica = state.replicas.contains(&replica_id);
+        // An update older than the epoch we act in changes nothing: views
+        // may arrive out of order.
+        if let Some(current) = self.leader_epoch() {
+            if metadata.leader_epoch < current {
+                return Ok(Transition::Unchanged);
+            }
+        }
+        if let Role::Leader(leader) = &mut self.role {
+            match leader.on_metadata(&metadata) {
+                MetadataVerdict::StillLeader | MetadataVerdict::Stale => {
+                    effects.extend(leader.drain_effects());
+                    return Ok(Transition::Unchanged);
+                }
+                MetadataVerdict::Resign => {}
+            }
+        }
+        if let Role::Follower(follower) = &self.role {
+            if metadata.leader == Some(follower.leader_id()) && metadata.leader_epoch == follower.leader_epoch() && is_replica {
+                return Ok(Transition::Unchanged);
+            }
+        }
+        let stays_offline = matches!(self.role, Role::Offline { .. })
+            && !(is_replica && metadata.leader.is_some());
+        if stays_offline {
+            return Ok(Transition::Unchanged);
+        }
+        // The role changes: stop the old one first.
+        let high_watermark = self.stop(effects);
+        match metadata.leader {
+            Some(leader_id) if leader_id == replica_id && is_replica => {
+                // Record the epoch's start durably before any append of it.
+                self.log.assign_epoch_start(metadata.leader_epoch, self.log.log_end_offset())?;
+                let replicas = state.replicas.iter().copied().collect();
+                let mut leader = LeaderState::new(config.clone(), replica_id, replicas, &metadata, local_log(&self.log, high_watermark), now_ms);
+                effects.extend(leader.drain_effects());
+                self.role = Role::Leader(Box::new(leader));
+                Ok(Transition::BecameLeader { leader_epoch: metadata.leader_epoch })
+            }
+            Some(leader_id) if is_replica => {
+                let (follower, truncate_to) =
+                    FollowerState::new(config.clone(), replica_id, leader_id, metadata.leader_epoch, local_log(&self.log, high_watermark));
+                self.role = Role::Follower(Box::new(follower));
+                if let Some(offset) = truncate_to {
+                    if let Err(error) = self.log.truncate_to(offset) {
+                        self.resync_after_storage_error();
+                        return Err(error.into());
+                    }
+                }
+                Ok(Transition::BecameFollower { leader_id, leader_epoch: metadata.leader_epoch })
+            }
+            _ => Ok(Transition::Stopped),
+        }
+    }
+
+    /// Leaves the current role for `Offline`, returning the high watermark
+    /// it knew; a leader's waiting produce requests fail into `effects`.
+    fn stop(&mut self, effects: &mut Vec<LeaderEffect>) -> Offset {
+        let high_watermark = self.high_watermark();
+        let old = std::mem::replace(&mut self.role, Role::Offline { high_watermark });
+        if let Role::Leader(leader) = old {
+            let (_, resign_effects) = leader.resign();
+            effects.extend(resign_effects);
+        }
+        high_watermark
+    }
+
+    /// Leaves a leader or follower role (the broker was fenced); `true` if
+    /// there was one.
+    pub(crate) fn stop_replicating(&mut self, effects: &mut Vec<LeaderEffect>) -> bool {
+        if !matches!(self.role, Role::Leader(_) | Role::Follower(_)) {
+            return false;
+        }
+        self.stop(effects);
+        true
+    }
+
+    /// The leader's periodic duties (ISR shrink, produce timeouts).
+    pub(crate) fn tick(&mut self, now_ms: u64) -> Vec<LeaderEffect> {
+        match &mut self.role {
+            Role::Leader(leader) => {
+                leader.tick(now_ms);
+                leader.drain_effects()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The leader's effects produced since the last call.
+    pub(crate) fn take_effects(&mut self) -> Vec<LeaderEffect> {
+        match &mut self.role {
+            Role::Leader(leader) => leader.drain_effects(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The answer to our AlterPartition, if we still lead in `leader_epoch`.
+    pub(crate) fn on_alter_partition(
+        &mut self,
+        leader_epoch: LeaderEpoch,
+        outcome: Option<(std::collections::BTreeSet<ReplicaId>, i32)>,
+    ) -> Vec<LeaderEffect> {
+        let Role::Leader(leader) = &mut self.role else { return Vec::new() };
+        if leader.leader_epoch() != leader_epoch {
+            return Vec::new();
+        }
+        match outcome {
+            Some((isr, partition_epoch)) if partition_epoch > leader.partition_epoch() => leader.on_isr_committed(isr, partition_epoch),
+            Some(_) => {}
+            None => {
+                if leader.pending_isr().is_some() {
+                    leader.on_alter_partition_failed();
+                }
+            }
+        }
+        leader.drain_effects()
+    }
+
+    /// The leader's partition epoch and ISR, for an AlterPartition.
+    pub(crate) fn leader_view(&self) -> Option<(LeaderEpoch, i32)> {
+        match &self.role {
+            Role::Leader(leader) => Some((leader.leader_epoch(), leader.partition_epoch())),
+            _ => None,
+        }
+    }
+
+    /// OffsetForLeaderEpoch: where `epoch` ends in this log.
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> crate::replication::EpochEndOffset {
+        if matches!(self.role, Role::Standalone) {
+            // One replica that never changes leader: all of it is epoch 0,
+            // the epoch standalone Metadata reports.
+            return if epoch >= 0 {
+                crate::replication::EpochEndOffset { epoch: 0, end_offset: self.log.log_end_offset() }
+            } else {
+                crate::replication::EpochEndOffset::UNDEFINED
+            };
+        }
+        local_log(&self.log, 0).epoch_cache().end_offset_for(epoch, self.log.log_end_offset())
+    }
+}
