@@ -14,6 +14,8 @@ mod leader_kill;
 #[cfg(madsim)]
 mod nemesis_runner;
 #[cfg(madsim)]
+mod replication_chaos;
+#[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]
 mod single_node_crash;
@@ -44,6 +46,12 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
         description: "the controller-chaos workload while a nemesis crashes each new Raft leader soon after its \
                       election (one entry per append); the controllers must never apply different entries at one index \
                       (with raft.commit_old_term_entries_by_count=true some seed shows Raft's Figure 8)",
+    },
+    ScenarioInfo {
+        name: "replication-chaos",
+        description: "clients send unique integers with acks=all to a topic replicated on 3 brokers (min.insync.replicas=2, \
+                      no fsync per batch) and poll them back while brokers and controllers crash, pause, are cut off \
+                      and get failing disks; no acknowledged write may be lost",
     },
 ];
 

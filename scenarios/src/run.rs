@@ -22,6 +22,9 @@ pub struct ClientSettings {
     /// `client.retry.ambiguous`: also retry sends whose outcome is unknown
     /// (a teaching knob: without idempotence this duplicates records).
     pub retry_ambiguous: bool,
+    /// `client.acks`: the producers' acks (-1 = all, the default; 1 is a
+    /// teaching knob in replicated scenarios).
+    pub acks: i16,
 }
 
 impl Default for ClientSettings {
@@ -30,6 +33,7 @@ impl Default for ClientSettings {
             request_timeout_ms: 1_000,
             retries: 3,
             retry_ambiguous: false,
+            acks: -1,
         }
     }
 }
@@ -141,6 +145,18 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         // brokers' faults move partition leaders within a run.
         quorum.metadata.broker_session_timeout_ms = 2_000;
     }
+    if options.scenario == "replication-chaos" {
+        // As in controller-chaos, a silent broker is fenced (and leaves
+        // every ISR) after 2 s.
+        quorum.metadata.broker_session_timeout_ms = 2_000;
+        // Kafka's default flush policy: durability comes from replication.
+        broker.log_flush = broker::config::FlushPolicy::Never;
+        broker.min_insync_replicas = 2;
+        // A follower cut off from its leader (but not from the quorum)
+        // leaves the ISR after 5 s, not Kafka's 30 s: runs are 20 s long.
+        broker.replica_lag_time_max_ms = 5_000;
+        broker.replica_fetch_backoff_ms = 200;
+    }
     if options.scenario == "controller-leader-kill" {
         // One entry per AppendEntries: a new leader then copies an old
         // entry to a follower on its own, before its own no-op, which is
@@ -156,6 +172,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
             "client.request.timeout.ms" => client.request_timeout_ms = value.parse().map_err(|_| bad())?,
             "client.retries" => client.retries = value.parse().map_err(|_| bad())?,
             "client.retry.ambiguous" => client.retry_ambiguous = value.parse().map_err(|_| bad())?,
+            "client.acks" => client.acks = value.parse().ok().filter(|a| matches!(a, -1..=1)).ok_or_else(bad)?,
             _ if key.starts_with("client.") => return Err(RunError::Config(format!("unknown client setting {key:?}"))),
             "raft.prevote" => quorum.raft.prevote = value.parse().map_err(|_| bad())?,
             "raft.check_quorum" => quorum.raft.check_quorum = value.parse().map_err(|_| bad())?,
@@ -176,6 +193,9 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
             _ => broker.set(pair).map_err(|e| RunError::Config(e.to_string()))?,
         }
     }
+    // One `min.insync.replicas` for brokers (acks=all) and controllers
+    // (eligible leader replicas), as in a Kafka cluster.
+    quorum.metadata.min_insync_replicas = broker.min_insync_replicas;
     if !(quorum.controllers == 3 || quorum.controllers == 5) {
         return Err(RunError::Config("raft.controllers must be 3 or 5".into()));
     }
@@ -207,6 +227,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
                 "single-node-crash" => crate::single_node_crash::run(setup, recorder).await,
                 "controller-chaos" => crate::controller_chaos::run(setup, recorder, Faults::Plan).await,
                 "controller-leader-kill" => crate::controller_chaos::run(setup, recorder, Faults::LeaderKill).await,
+                "replication-chaos" => crate::replication_chaos::run(setup, recorder).await,
                 other => Err(format!("scenario {other} has no runner")),
             }
         })
@@ -285,6 +306,7 @@ pub fn schedule(options: &RunOptions) -> Result<String, RunError> {
         "single-node-crash" => Ok(sim::nemesis::FaultPlan::generate(setup.seed, &crate::single_node_crash::nemesis_config()).to_string()),
         "controller-chaos" => Ok(crate::controller_chaos::schedule(&setup, Faults::Plan)),
         "controller-leader-kill" => Ok(crate::controller_chaos::schedule(&setup, Faults::LeaderKill)),
+        "replication-chaos" => Ok(crate::replication_chaos::schedule(&setup)),
         other => Err(RunError::UnknownScenario(other.to_string())),
     }
 }

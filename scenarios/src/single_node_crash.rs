@@ -28,13 +28,13 @@ use crate::history::Recorder;
 use crate::run::{ClientSettings, ScenarioRun, Setup};
 
 /// The topic every process uses.
-const TOPIC: &str = "t";
+pub(crate) const TOPIC: &str = "t";
 /// Its partition count.
-const PARTITIONS: i32 = 3;
+pub(crate) const PARTITIONS: i32 = 3;
 /// Producer processes (0..PRODUCERS); consumers follow.
-const PRODUCERS: u64 = 3;
+pub(crate) const PRODUCERS: u64 = 3;
 /// Consumer processes.
-const CONSUMERS: u64 = 2;
+pub(crate) const CONSUMERS: u64 = 2;
 /// Faults happen in [FAULT_START_MS, FAULT_PHASE_MS).
 const FAULT_START_MS: u64 = 1_000;
 /// When faults stop and everything is healed.
@@ -96,7 +96,7 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
     for process in PRODUCERS..PRODUCERS + CONSUMERS {
         let node = cluster.add_client(process as usize);
         let (bootstrap, history, drain, clients) = (bootstrap.clone(), history.clone(), drain.clone(), setup.client.clone());
-        consumer_handles.push(node.spawn(async move { consumer_process(process, bootstrap, clients, history, drain).await }));
+        consumer_handles.push(node.spawn(async move { consumer_process(process, bootstrap, clients, history, drain, 0).await }));
     }
 
     crate::nemesis_runner::run_plan(&cluster, &plan, &history).await;
@@ -134,7 +134,7 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
     })
 }
 
-async fn producer_process(
+pub(crate) async fn producer_process(
     process: u64,
     seed: u64,
     bootstrap: String,
@@ -151,6 +151,7 @@ async fn producer_process(
         retry_backoff_ms: 50,
         retry_backoff_ms_max: 500,
         retry_ambiguous: clients.retry_ambiguous,
+        acks: clients.acks,
         ..ProducerConfig::default()
     };
     let clock = sim::clock::SimClock::new();
@@ -172,12 +173,13 @@ async fn producer_process(
     }
 }
 
-async fn consumer_process(
+pub(crate) async fn consumer_process(
     process: u64,
     bootstrap: String,
     clients: ClientSettings,
     history: Recorder,
     drain: Arc<AtomicBool>,
+    quiet_ms: u64,
 ) -> Result<(), String> {
     let config = ConsumerConfig {
         bootstrap,
@@ -193,10 +195,22 @@ async fn consumer_process(
     consumer.assign(&partitions);
     history.complete(process, "ok", "assign", json!(keys));
     let mut clean_polls_after_stop = 0;
+    // Fetch counts when draining began: a partition is drained only by a
+    // fetch that succeeded after that (its high watermark is fresh, not one
+    // remembered from a leader that has gone away since).
+    let mut fetches_at_drain: Option<Vec<u64>> = None;
+    // With replication, a new leader's high watermark may trail the
+    // committed offset until its followers fetch again (or a dead one is
+    // fenced): a drain must also have lasted `quiet_ms`.
+    let mut drain_started_ms = 0;
     loop {
         // Read the flag before polling: only a poll that started after the
         // producers finished can prove the log drained.
         let draining = drain.load(Ordering::SeqCst);
+        if draining && fetches_at_drain.is_none() {
+            fetches_at_drain = Some(partitions.iter().map(|tp| consumer.fetch_count(tp)).collect());
+            drain_started_ms = sim::clock::elapsed_ns() / 1_000_000;
+        }
         history.invoke(process, "poll", json!([["poll"]]));
         match consumer.poll().await {
             Ok(records) => {
@@ -215,11 +229,16 @@ async fn consumer_process(
                 history.complete(process, "ok", "poll", json!([["poll", read]]));
                 if draining {
                     clean_polls_after_stop += 1;
-                    let caught_up = partitions.iter().all(|tp| match (consumer.position(tp), consumer.high_watermark(tp)) {
-                        (Some(position), Some(high_watermark)) => position >= high_watermark,
-                        _ => false,
+                    let at_drain = fetches_at_drain.as_deref().unwrap_or_default();
+                    let caught_up = partitions.iter().zip(at_drain).all(|(tp, &before)| {
+                        let fresh = consumer.fetch_count(tp) > before;
+                        match (consumer.position(tp), consumer.high_watermark(tp)) {
+                            (Some(position), Some(high_watermark)) => fresh && position >= high_watermark,
+                            _ => false,
+                        }
                     });
-                    if caught_up && clean_polls_after_stop >= 2 {
+                    let quiet = sim::clock::elapsed_ns() / 1_000_000 >= drain_started_ms + quiet_ms;
+                    if caught_up && quiet && clean_polls_after_stop >= 2 {
                         return Ok(());
                     }
                 }

@@ -126,7 +126,17 @@ impl SimCluster {
                     .ip(ip)
                     .init({
                         let (disk, clock, trace, name) = (disk.clone(), clock.clone(), trace.clone(), name.clone());
-                        move || broker_main(name.clone(), broker_config.clone(), disk.clone(), clock.clone(), trace.clone())
+                        // Production seeds each process start from the OS,
+                        // so a restarted broker is a new incarnation (a new
+                        // registration with the controllers); the same here,
+                        // deterministically: one seed per start.
+                        let starts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                        move || {
+                            let start = starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let mut config = broker_config.clone();
+                            config.seed = broker_config.seed ^ start.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                            broker_main(name.clone(), config, disk.clone(), clock.clone(), trace.clone())
+                        }
                     })
                     .build();
                 SimBroker {
