@@ -49,6 +49,21 @@ pub struct Setup {
     pub client: ClientSettings,
     /// Controller quorum settings (`raft.*`, `broker.session.timeout.ms`).
     pub quorum: QuorumSettings,
+    /// Fault-schedule overrides (`nemesis.*`), for scenarios that honour them.
+    pub nemesis: NemesisSettings,
+}
+
+/// `--config nemesis.KEY=VALUE` overrides of a scenario's fault schedule.
+#[derive(Debug, Clone, Default)]
+pub struct NemesisSettings {
+    /// `nemesis.gap_ms=MIN-MAX`: quiet time between faults. Shorter than a
+    /// scenario's default, it lets a second fault strike before the first
+    /// was repaired.
+    pub gap_ms: Option<(u64, u64)>,
+    /// `nemesis.power_loss=true`: also draw power losses of every node at
+    /// once (with no fsync per batch, the writes that only page caches
+    /// held die with them).
+    pub power_loss: bool,
 }
 
 /// What a scenario hands back besides its history.
@@ -133,6 +148,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         ..BrokerConfig::default()
     };
     let mut client = ClientSettings::default();
+    let mut nemesis = NemesisSettings::default();
     let mut quorum = QuorumSettings {
         controllers: 3,
         raft: RaftConfig::new(0, Vec::new()),
@@ -190,6 +206,16 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
                 quorum.metadata.unclean_leader_election_enable = value.parse().map_err(|_| bad())?
             }
             _ if key.starts_with("raft.") => return Err(RunError::Config(format!("unknown raft setting {key:?}"))),
+            "nemesis.gap_ms" => {
+                let (min, max) = value.split_once('-').ok_or_else(bad)?;
+                let (min, max): (u64, u64) = (min.parse().map_err(|_| bad())?, max.parse().map_err(|_| bad())?);
+                if min > max {
+                    return Err(bad());
+                }
+                nemesis.gap_ms = Some((min, max));
+            }
+            "nemesis.power_loss" => nemesis.power_loss = value.parse().map_err(|_| bad())?,
+            _ if key.starts_with("nemesis.") => return Err(RunError::Config(format!("unknown nemesis setting {key:?}"))),
             _ => broker.set(pair).map_err(|e| RunError::Config(e.to_string()))?,
         }
     }
@@ -207,6 +233,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         broker,
         client,
         quorum,
+        nemesis,
     })
 }
 

@@ -1,0 +1,79 @@
+//! The replication-chaos scenario: a topic replicated on three brokers
+//! (min.insync.replicas=2, no fsync per batch) keeps every acknowledged
+//! acks=all write while brokers and controllers fail one at a time; each
+//! teaching knob loses acknowledged writes in some seed of a bounded set,
+//! and the checker names it.
+#![cfg(madsim)]
+
+use std::sync::Mutex;
+
+const SCENARIO: &str = "replication-chaos";
+/// Faults in quick succession: a second failure may strike before the
+/// first was repaired (the knobs below need two failures in a row).
+const QUICK_FAULTS: &str = "nemesis.gap_ms=300-1500";
+
+#[test]
+fn no_acknowledged_write_is_lost_over_100_seeds() {
+    dlog_tests::assert_every_seed_valid(SCENARIO, 1..=100, &[], |_, _| {});
+}
+
+#[test]
+fn no_acknowledged_write_is_lost_with_quick_faults_over_100_seeds() {
+    dlog_tests::assert_every_seed_valid(SCENARIO, 1..=100, &[QUICK_FAULTS], |_, _| {});
+}
+
+/// Sweeps `seeds` with `config` until the checker reports one of
+/// `anomalies`; returns that seed.
+fn first_seed_showing(seeds: std::ops::RangeInclusive<u64>, config: &[&str], anomalies: &[&str]) -> u64 {
+    let caught = Mutex::new(None);
+    let failures = dlog_tests::sweep_scenario(SCENARIO, seeds.clone(), config, |seed, outcome| {
+        let found = outcome.report.disallowed().iter().any(|a| anomalies.contains(a));
+        if found {
+            let mut caught = caught.lock().unwrap();
+            *caught = Some(caught.map_or(seed, |s: u64| s.min(seed)));
+        }
+        found
+    });
+    caught
+        .into_inner()
+        .unwrap()
+        .unwrap_or_else(|| panic!("no seed in {seeds:?} with {config:?} showed any of {anomalies:?}; failures: {failures:?}"))
+}
+
+#[test]
+fn acks_1_loses_acknowledged_writes_on_failover() {
+    let seed = first_seed_showing(1..=100, &["client.acks=1"], &["lost-write", "inconsistent-offsets"]);
+    println!("client.acks=1: seed {seed}");
+}
+
+#[test]
+fn min_insync_replicas_1_loses_writes_when_the_leader_alone_in_the_isr_dies() {
+    let seed = first_seed_showing(1..=300, &[QUICK_FAULTS, "min.insync.replicas=1"], &["lost-write", "inconsistent-offsets", "unseen"]);
+    println!("min.insync.replicas=1: seed {seed}");
+}
+
+#[test]
+fn truncating_to_the_high_watermark_loses_writes() {
+    let seed = first_seed_showing(
+        1..=300,
+        &[QUICK_FAULTS, "replication.truncate_to_high_watermark=true"],
+        &["lost-write", "inconsistent-offsets"],
+    );
+    println!("replication.truncate_to_high_watermark=true: seed {seed}");
+}
+
+#[test]
+fn unclean_leader_election_loses_writes() {
+    let seed = first_seed_showing(
+        1..=500,
+        &[QUICK_FAULTS, "unclean.leader.election.enable=true"],
+        &["lost-write", "inconsistent-offsets", "unseen"],
+    );
+    println!("unclean.leader.election.enable=true: seed {seed}");
+}
+
+#[test]
+fn losing_power_everywhere_at_once_loses_writes() {
+    let seed = first_seed_showing(1..=50, &[QUICK_FAULTS, "nemesis.power_loss=true"], &["lost-write", "inconsistent-offsets", "unseen"]);
+    println!("nemesis.power_loss=true: seed {seed}");
+}
