@@ -23,14 +23,16 @@ run: sim-build
 ## test: every test, in both builds (plain and --cfg madsim), plus the determinism lints
 test: deps lint test-plain test-sim
 
-## deps: what the tests need from outside cargo: kcat (the real-client test) and
-## Chromium (the checker's HTML report must render without errors)
+## deps: what the tests need from outside cargo: kcat, kafka-python and
+## confluent-kafka (the real-client tests) and Chromium (the checker's HTML
+## report must render without errors)
 deps:
 	@if ! command -v kcat >/dev/null || ! test -x /usr/bin/chromium; then \
 	  echo "installing kcat and chromium (Debian packages) for the end-to-end tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat chromium >/dev/null; fi
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
 	@python3 -c 'import kafka' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check kafka-python==3.0.12
+	@python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check confluent-kafka==2.16.1
 
 ## lint: clippy with the determinism rules (clippy.toml) as errors
 lint:

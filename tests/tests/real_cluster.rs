@@ -66,6 +66,11 @@ fn free_ports(count: usize) -> Vec<u16> {
 
 impl RealCluster {
     async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// Starts the cluster with `extra` settings (`KEY=VALUE`) on every node.
+    async fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).unwrap();
         let ports: Vec<NodePorts> = free_ports(3 * NODES)
@@ -107,7 +112,10 @@ impl RealCluster {
                 "raft.tick.ms=50".to_string(),
                 "broker.heartbeat.interval.ms=500".to_string(),
                 "broker.session.timeout.ms=4000".to_string(),
-            ] {
+            ]
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string()))
+            {
                 args.extend(["--config".to_string(), setting]);
             }
             arguments.push(args);
@@ -378,4 +386,94 @@ async fn kafka_python_deletes_and_recreates_a_topic_in_a_three_node_cluster() {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A real Kafka client at its default settings (confluent-kafka, that is
+/// librdkafka: acks=all, retries) writes a topic with replication factor 3
+/// on a cluster with `min.insync.replicas=2`, while the test SIGKILLs the
+/// partition's leader and later starts it again. Every acknowledged record
+/// is then read back from the new leader at the offset it was acknowledged
+/// at (`tests/clients/replicated_failover.py` checks it), and `kcat -L`
+/// shows three replicas and, once the restarted node caught up, three
+/// in-sync replicas.
+#[tokio::test]
+async fn confluent_kafka_keeps_every_acknowledged_record_through_a_leader_sigkill() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("dlog-real-cluster-failover-{}", std::process::id()));
+    let mut cluster = RealCluster::start_with(&dir, &["min.insync.replicas=2"]).await;
+    let bootstrap: Vec<String> = (0..NODES).map(|node| cluster.bootstrap(node)).collect();
+    // Wait until the quorum has a leader and takes topics.
+    create_topic(&bootstrap[0], "warm-up").await;
+    let control = dir.join("control");
+    std::fs::create_dir_all(&control).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/replicated_failover.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg(bootstrap.join(","))
+        .arg(&control)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let stdout = child.stdout.take().expect("piped");
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("script-stdout".into())
+        .spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+    let mut seen = Vec::new();
+    let script_deadline = Duration::from_secs(180);
+    let drive = async {
+        while let Some(line) = lines.recv().await {
+            seen.push(line.clone());
+            if let Some(id) = line.strip_prefix("KILL ") {
+                let node: usize = id.parse::<usize>().expect("a node id") - 1;
+                cluster.kill(node);
+                std::fs::write(control.join("killed"), b"").unwrap();
+            } else if let Some(id) = line.strip_prefix("RESTART ") {
+                let node: usize = id.parse::<usize>().expect("a node id") - 1;
+                cluster.restart(node).await;
+                std::fs::write(control.join("restarted"), b"").unwrap();
+            }
+        }
+    };
+    let finished = tokio::time::timeout(script_deadline, drive).await.is_ok();
+    let status = child.wait().expect("python3 ends");
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut stderr);
+    }
+    assert!(
+        finished && status.success() && seen.last().map(String::as_str) == Some("ok"),
+        "confluent-kafka script failed ({status}):\n{}\n{stderr}",
+        seen.join("\n")
+    );
+    println!("{}", seen.join("\n"));
+
+    // kcat, at its defaults, sees three replicas and, once the restarted
+    // node has caught up and the leader has added it back, three in sync.
+    let mut last = String::new();
+    for _ in 0..100 {
+        let output = Command::new("kcat")
+            .args(["-L", "-b", &bootstrap.join(","), "-t", "replicated-failover"])
+            .output()
+            .expect("kcat runs");
+        last = String::from_utf8_lossy(&output.stdout).into_owned();
+        let line = last.lines().find(|l| l.contains("partition 0")).unwrap_or_default().to_string();
+        let count = |key: &str| {
+            line.split(key).nth(1).map_or(0, |rest| rest.split(|c: char| c == ' ' || c == ',').filter(|t| t.parse::<u32>().is_ok()).take(3).count())
+        };
+        if count("replicas: ") == 3 && count("isrs: ") == 3 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("kcat -L never showed 3 replicas and 3 in-sync replicas:\n{last}");
 }
