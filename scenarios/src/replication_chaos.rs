@@ -139,10 +139,62 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
             Err(_) => return Err(format!("drain did not finish within {DRAIN_MS_MAX} ms of healing")),
         }
     }
+    let mut notes = vec![format!("elections: {}", cluster.elections())];
+    notes.extend(explain_knobs(&setup));
     Ok(ScenarioRun {
         schedule: plan.to_string(),
         trace_hash: cluster.trace_hash(),
-        notes: vec![format!("elections: {}", cluster.elections())],
+        notes,
         violations: Vec::new(),
     })
+}
+
+/// For each teaching knob the run has on, what it breaks, in plain words:
+/// the reading of an invalid verdict.
+fn explain_knobs(setup: &Setup) -> Vec<String> {
+    let mut why = Vec::new();
+    if setup.client.acks == 1 {
+        why.push(
+            "why (client.acks=1): a producer is acknowledged once the leader appended the record, before any \
+             follower copied it. When that leader crashes (losing its unsynced tail) or is cut off, a follower that \
+             never had the record becomes leader, and the next records take its offsets: acknowledged writes are \
+             lost (`lost-write`) and offsets hold two values (`inconsistent-offsets`)."
+                .to_string(),
+        );
+    }
+    if setup.broker.min_insync_replicas < 2 {
+        why.push(
+            "why (min.insync.replicas=1): when both followers drop out of the ISR, the leader alone acknowledges \
+             acks=all writes. If it then crashes, losing its unsynced tail, it is still the only ISR member, so it \
+             leads again with a log that lacks acknowledged records, and new records reuse their offsets (Jepsen's \
+             Kafka 0.8 finding). With min.insync.replicas=2 such writes are refused with NOT_ENOUGH_REPLICAS."
+                .to_string(),
+        );
+    }
+    if setup.quorum.metadata.unclean_leader_election_enable {
+        why.push(
+            "why (unclean.leader.election.enable=true): with no live ISR member and no eligible leader replica, \
+             the controller makes an out-of-sync replica leader rather than wait; whatever it lacked of the \
+             committed log is gone, and its next records take those offsets."
+                .to_string(),
+        );
+    }
+    if setup.broker.replication_truncate_to_high_watermark {
+        why.push(
+            "why (replication.truncate_to_high_watermark=true): a new follower cuts its log to its own high \
+             watermark, which trails the leader's, and fetches without naming its last epoch (before KIP-101). If \
+             the leader fails right then, the follower that truncated may be elected and a committed record it cut \
+             is gone; or a replica keeps records of an old epoch that the new leader overwrote: the logs diverge."
+                .to_string(),
+        );
+    }
+    if setup.nemesis.power_loss {
+        why.push(
+            "why (nemesis.power_loss=true): every node loses power at once. With no fsync per batch every replica \
+             loses the same unsynced records, acknowledged or not: replication protects against independent \
+             failures only, which is what Kafka's default flush policy assumes."
+                .to_string(),
+        );
+    }
+    why
 }
