@@ -1,4 +1,5 @@
-//! DeleteTopics in cluster mode, end to end over real TCP: one controller
+//! DeleteTopics (and CreateTopics' checks and configs) in cluster mode, end
+//! to end over real TCP: one controller
 //! (a single-voter Raft quorum) and one broker in this process. Deleting
 //! goes through the quorum; afterwards Metadata no longer lists the topic,
 //! Produce and Fetch answer UNKNOWN_TOPIC_OR_PARTITION, and a topic created
@@ -246,4 +247,50 @@ async fn deleted_topic_data_is_removed_once_a_later_view_proves_it_gone() {
     assert_eq!(cluster.listed().await, Vec::<String>::new());
     let code = cluster.delete("later").await;
     assert_eq!(code, ResponseError::UnknownTopicOrPartition.code());
+}
+
+/// CreateTopics in cluster mode checks what a standalone broker checks
+/// (configs, validate_only) before anything reaches the quorum, and the
+/// topic's configs reach every replica's log: a record over the topic's
+/// `max.message.bytes` is refused with MESSAGE_TOO_LARGE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topics_validates_and_topic_configs_reach_the_log() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    let cluster = Cluster::start("cluster-create-configs").await;
+    let create = |topic: &str, configs: &[(&str, &str)], validate_only: bool| {
+        CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                )])
+            .with_validate_only(validate_only)
+    };
+    let code = |response: CreateTopicsResponse| response.topics[0].error_code;
+    let invalid_config = ResponseError::InvalidConfig.code();
+    let bad_value: CreateTopicsResponse = call(&cluster.broker, ApiKey::CreateTopics, 5, &create("bad", &[("retention.ms", "soon")], false)).await;
+    assert_eq!(code(bad_value), invalid_config);
+    let unknown: CreateTopicsResponse = call(&cluster.broker, ApiKey::CreateTopics, 5, &create("bad", &[("no.such.setting", "1")], false)).await;
+    assert_eq!(code(unknown), invalid_config);
+    let dry_run: CreateTopicsResponse = call(&cluster.broker, ApiKey::CreateTopics, 5, &create("small", &[("max.message.bytes", "200")], true)).await;
+    assert_eq!(code(dry_run), 0, "validate_only accepts a valid topic");
+    assert!(cluster.listed().await.is_empty(), "neither the refused topics nor the dry run exist");
+
+    let created: CreateTopicsResponse = call(&cluster.broker, ApiKey::CreateTopics, 5, &create("small", &[("max.message.bytes", "200")], false)).await;
+    assert_eq!(code(created), 0);
+    assert_eq!(cluster.listed().await, ["small"]);
+    assert_eq!(cluster.produce("small", b"fits").await.0, 0);
+    let big: &'static [u8] = Box::leak(vec![b'x'; 500].into_boxed_slice());
+    assert_eq!(cluster.produce("small", big).await.0, ResponseError::MessageTooLarge.code(), "the topic's max.message.bytes is in force");
+    let dry_run_again: CreateTopicsResponse = call(&cluster.broker, ApiKey::CreateTopics, 5, &create("small", &[], true)).await;
+    assert_eq!(code(dry_run_again), ResponseError::TopicAlreadyExists.code(), "validate_only sees the existing topic");
 }

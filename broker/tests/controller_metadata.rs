@@ -68,7 +68,7 @@ impl Log {
     }
 
     fn create(&mut self, name: &str, partitions: u32, replication_factor: u16) -> TopicId {
-        match self.apply(MetadataRecord::CreateTopic { name: name.into(), partitions, replication_factor }) {
+        match self.apply(MetadataRecord::CreateTopic { name: name.into(), partitions, replication_factor, configs: Default::default() }) {
             Ok(ApplyOutcome::TopicCreated { topic_id }) => topic_id,
             other => panic!("create {name}: {other:?}"),
         }
@@ -140,17 +140,17 @@ fn controller_round_robin_assignment_over_live_brokers() {
     log.expire_sessions(20_000);
     log.heartbeat(1, 20_000);
     assert_eq!(
-        log.apply(MetadataRecord::CreateTopic { name: "more".into(), partitions: 1, replication_factor: 2 }),
+        log.apply(MetadataRecord::CreateTopic { name: "more".into(), partitions: 1, replication_factor: 2, configs: Default::default() }),
         Err(MetadataError::InvalidReplicationFactor { requested: 2, live_brokers: 1 })
     );
     let single = log.create("single", 2, 1);
     assert!(log.image.topic_by_id(single).unwrap().partitions.iter().all(|p| p.replicas == vec![1]));
     assert_eq!(
-        log.apply(MetadataRecord::CreateTopic { name: "orders".into(), partitions: 1, replication_factor: 1 }),
+        log.apply(MetadataRecord::CreateTopic { name: "orders".into(), partitions: 1, replication_factor: 1, configs: Default::default() }),
         Err(MetadataError::TopicAlreadyExists("orders".into()))
     );
     assert!(matches!(
-        log.apply(MetadataRecord::CreateTopic { name: "bad/name".into(), partitions: 1, replication_factor: 1 }),
+        log.apply(MetadataRecord::CreateTopic { name: "bad/name".into(), partitions: 1, replication_factor: 1, configs: Default::default() }),
         Err(MetadataError::InvalidTopicName(_))
     ));
 }
@@ -363,7 +363,7 @@ fn controller_holds_a_deleted_name_back_until_every_replica_broker_has_seen_the_
     assert_eq!(holders, [1, 2, 3]);
     log.apply(MetadataRecord::DeleteTopic { name: "t".into(), topic_id: old_id }).unwrap();
     let deleted_at = log.image.last_applied_offset();
-    let create_again = |log: &mut Log| log.apply(MetadataRecord::CreateTopic { name: "t".into(), partitions: 1, replication_factor: 1 });
+    let create_again = |log: &mut Log| log.apply(MetadataRecord::CreateTopic { name: "t".into(), partitions: 1, replication_factor: 1, configs: Default::default() });
 
     // A broker still on older metadata would take records for a new "t"
     // into the old incarnation's log.
@@ -380,7 +380,7 @@ fn controller_holds_a_deleted_name_back_until_every_replica_broker_has_seen_the_
     assert!(matches!(create_again(&mut log), Ok(ApplyOutcome::TopicCreated { .. })));
     // Other names are never held back.
     assert!(matches!(
-        log.apply(MetadataRecord::CreateTopic { name: "other".into(), partitions: 1, replication_factor: 1 }),
+        log.apply(MetadataRecord::CreateTopic { name: "other".into(), partitions: 1, replication_factor: 1, configs: Default::default() }),
         Ok(ApplyOutcome::TopicCreated { .. })
     ));
 }

@@ -152,8 +152,8 @@ fn controller_replicas_agree_through_restart_and_snapshot_install() {
     let leader = c.leader();
     let down = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
     c.replicas.insert(down, None);
-    c.propose(MetadataRecord::CreateTopic { name: "orders".into(), partitions: 4, replication_factor: 3 });
-    c.propose(MetadataRecord::CreateTopic { name: "audit".into(), partitions: 1, replication_factor: 2 });
+    c.propose(MetadataRecord::CreateTopic { name: "orders".into(), partitions: 4, replication_factor: 3, configs: Default::default() });
+    c.propose(MetadataRecord::CreateTopic { name: "audit".into(), partitions: 1, replication_factor: 2, configs: Default::default() });
     // The live replicas snapshot their images and compact, so the returning
     // replica can only catch up by InstallSnapshot.
     for replica in c.replicas.values_mut().flatten() {

@@ -77,3 +77,12 @@ fn losing_power_everywhere_at_once_loses_writes() {
     let seed = first_seed_showing(1..=50, &[QUICK_FAULTS, "nemesis.power_loss=true"], &["lost-write", "inconsistent-offsets", "unseen"]);
     println!("nemesis.power_loss=true: seed {seed}");
 }
+
+#[test]
+fn a_seed_replays_byte_for_byte() {
+    let options = dlog_tests::scenario_options(SCENARIO, 7, &[]);
+    let first = scenarios::run::run_seed(&options).expect("runs");
+    let second = scenarios::run::run_seed(&options).expect("runs");
+    assert_eq!(first.trace_hash, second.trace_hash, "same seed, same frames, faults and disk operations");
+    assert_eq!(first.history, second.history, "same seed, same history");
+}

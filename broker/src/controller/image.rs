@@ -195,6 +195,9 @@ pub struct TopicState {
     pub name: String,
     /// Partitions, indexed by partition number.
     pub partitions: Vec<PartitionState>,
+    /// Topic configs (`retention.ms`, `min.insync.replicas`...).
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
 }
 
 /// What an accepted record did.
@@ -368,8 +371,8 @@ impl MetadataImage {
             MetadataRecord::FenceBroker { broker_id, broker_epoch, now_ms } => {
                 self.fence_broker(*broker_id, *broker_epoch, *now_ms)
             }
-            MetadataRecord::CreateTopic { name, partitions, replication_factor } => {
-                self.create_topic(offset, name, *partitions, *replication_factor)
+            MetadataRecord::CreateTopic { name, partitions, replication_factor, configs } => {
+                self.create_topic(offset, name, *partitions, *replication_factor, configs)
             }
             MetadataRecord::DeleteTopic { name, topic_id } => self.delete_topic(offset, name, *topic_id),
             MetadataRecord::AlterPartition {
@@ -570,6 +573,7 @@ impl MetadataImage {
         name: &str,
         partitions: u32,
         replication_factor: u16,
+        configs: &BTreeMap<String, String>,
     ) -> Result<ApplyOutcome, MetadataError> {
         let valid_name = !name.is_empty()
             && name.len() <= MAX_TOPIC_NAME_LEN
@@ -611,7 +615,7 @@ impl MetadataImage {
                 }
             })
             .collect();
-        self.topics.insert(topic_id, TopicState { topic_id, name: name.to_string(), partitions });
+        self.topics.insert(topic_id, TopicState { topic_id, name: name.to_string(), partitions, configs: configs.clone() });
         self.topic_ids.insert(name.to_string(), topic_id);
         Ok(ApplyOutcome::TopicCreated { topic_id })
     }

@@ -77,6 +77,10 @@ pub enum MetadataRecord {
         partitions: u32,
         /// Replicas per partition.
         replication_factor: u16,
+        /// Topic configs, validated by the broker that forwarded the
+        /// request; every replica's log is opened with them.
+        #[serde(default)]
+        configs: std::collections::BTreeMap<String, String>,
     },
     /// DeleteTopics, one topic. The id fences a delete aimed at an earlier
     /// topic of the same name.

@@ -351,10 +351,12 @@ impl Controller {
                 name,
                 partitions,
                 replication_factor,
+                configs,
             } => MetadataRecord::CreateTopic {
                 name,
                 partitions,
                 replication_factor,
+                configs,
             },
             ControllerRequest::AlterPartition {
                 topic_id,

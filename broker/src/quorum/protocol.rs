@@ -43,6 +43,9 @@ pub enum ControllerRequest {
         partitions: u32,
         /// Replicas per partition.
         replication_factor: u16,
+        /// Topic configs.
+        #[serde(default)]
+        configs: std::collections::BTreeMap<String, String>,
     },
     /// Delete a topic.
     DeleteTopic {

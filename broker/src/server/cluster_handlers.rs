@@ -9,7 +9,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use std::collections::BTreeMap;
+
 use super::cluster::ClusterLink;
+use super::topics::TopicMeta;
+use crate::error_codes::KafkaErrorCode;
 use super::handlers::{delete_targets, deletion_result, CLUSTER_ID};
 use super::Broker;
 use crate::quorum::client::QuorumCallError;
@@ -38,6 +42,7 @@ pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeade
                 name: (*name).clone(),
                 partitions: broker.config.default_num_partitions.max(1) as u32,
                 replication_factor: 1,
+                configs: Default::default(),
             };
             if let Err(error) = link.call(&create).await {
                 tracing::debug!(topic = %name, %error, "auto-create through the quorum failed");
@@ -146,15 +151,40 @@ pub async fn create_topics(broker: &Broker, link: &ClusterLink, request: CreateT
             .with_name(topic.name.clone())
             .with_num_partitions(partitions)
             .with_replication_factor(replication_factor);
-        let (code, message) = if partitions < 1 || replication_factor < 1 {
-            (ResponseError::InvalidPartitions.code(), Some("partitions and replication factor must be positive".to_string()))
+        let name = topic.name.0.as_str().to_string();
+        let configs: BTreeMap<String, String> = topic
+            .configs
+            .iter()
+            .filter_map(|c| c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string())))
+            .collect();
+        // The same checks as a standalone broker's (name, partitions,
+        // configs), before anything reaches the quorum; the controller then
+        // checks the replication factor against the live brokers.
+        let valid = crate::server::topics::validate(&broker.config, &name, &TopicMeta { partitions, configs: configs.clone() });
+        let (code, message) = if let Err(error) = valid {
+            (error.kafka_error_code(), Some(error.to_string()))
+        } else if replication_factor < 1 {
+            (ResponseError::InvalidReplicationFactor.code(), Some("replication factor must be positive".to_string()))
+        } else if !topic.assignments.is_empty() {
+            (ResponseError::InvalidReplicaAssignment.code(), Some("manual assignment is not supported".to_string()))
         } else if request.validate_only {
-            (0, None)
+            match link.describe().await {
+                Ok(view) if view.topics.iter().any(|t| t.name == name) => {
+                    (ResponseError::TopicAlreadyExists.code(), Some(format!("topic {name:?} already exists")))
+                }
+                Ok(view) if usize::try_from(replication_factor).unwrap_or(0) > view.brokers.iter().filter(|b| !b.fenced).count() => (
+                    ResponseError::InvalidReplicationFactor.code(),
+                    Some(format!("replication factor {replication_factor} exceeds the live brokers")),
+                ),
+                Ok(_) => (0, None),
+                Err(error) => (ResponseError::RequestTimedOut.code(), Some(error.to_string())),
+            }
         } else {
             let call = ControllerRequest::CreateTopic {
-                name: topic.name.0.as_str().to_string(),
+                name,
                 partitions: partitions as u32,
                 replication_factor: replication_factor as u16,
+                configs,
             };
             match link.call(&call).await {
                 Ok(ControllerResponse::TopicCreated { .. }) => (0, None),

@@ -210,7 +210,7 @@ impl Broker {
             }
             let local = self.topic(name);
             if local.as_ref().is_none_or(|t| t.topic_id != Some(topic.topic_id)) {
-                let opened = self.open_incarnation(name, topic.topic_id, topic.partitions.len(), index, view.metadata_offset)?;
+                let opened = self.open_incarnation(topic, index, view.metadata_offset)?;
                 self.apply_topic_view(topic);
                 return Ok(opened);
             }
@@ -226,15 +226,9 @@ impl Broker {
     /// older incarnation is retired and its files removed; an open newer one
     /// means the view is stale, and the answer is LEADER_NOT_AVAILABLE (the
     /// client refreshes its metadata and retries).
-    fn open_incarnation(
-        &self,
-        name: &str,
-        topic_id: crate::controller::TopicId,
-        partitions: usize,
-        index: usize,
-        view_offset: u64,
-    ) -> Result<Arc<Mutex<Partition>>, i16> {
+    fn open_incarnation(&self, topic: &crate::controller::TopicState, index: usize, view_offset: u64) -> Result<Arc<Mutex<Partition>>, i16> {
         use kafka_protocol::ResponseError;
+        let (name, topic_id, partitions) = (topic.name.as_str(), topic.topic_id, topic.partitions.len());
         let mut guard = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         // A view older than one this broker already acted on (and told the
         // quorum about) may name a topic since deleted: opening it would let
@@ -272,7 +266,7 @@ impl Broker {
         }
         let meta = TopicMeta {
             partitions: i32::try_from(partitions).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?,
-            configs: Default::default(),
+            configs: topic.configs.clone(),
         };
         let created = topics::create(&self.config, &self.disk, &self.clock, name, meta, Some(topic_id)).map_err(|error| {
             if !matches!(error, TopicError::StaleTopicId { .. }) {

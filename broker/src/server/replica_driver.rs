@@ -125,7 +125,7 @@ impl Broker {
             }
             let open = self.topic(&topic.name).is_some_and(|t| t.topic_id == Some(topic.topic_id));
             if !open {
-                if let Err(code) = self.open_incarnation(&topic.name, topic.topic_id, topic.partitions.len(), 0, view.metadata_offset) {
+                if let Err(code) = self.open_incarnation(topic, 0, view.metadata_offset) {
                     tracing::debug!(topic = %topic.name, code, "cannot open an assigned topic yet");
                     continue;
                 }

@@ -155,6 +155,17 @@ pub struct Topic {
     pub partitions: Vec<Arc<Mutex<Partition>>>,
 }
 
+impl Topic {
+    /// The topic's `min.insync.replicas`, or the broker's.
+    pub fn min_insync_replicas(&self, config: &BrokerConfig) -> usize {
+        self.meta
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(config.min_insync_replicas)
+    }
+}
+
 /// Checks a topic name the way Kafka does.
 pub fn validate_name(name: &str) -> Result<(), TopicError> {
     let legal = !name.is_empty()
@@ -306,6 +317,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "min.cleanable.dirty.ratio",
     "delete.retention.ms",
     "max.message.bytes",
+    "min.insync.replicas",
 ];
 
 /// The log settings of a topic: the broker's defaults, overridden by the
@@ -328,6 +340,10 @@ pub fn log_config(config: &BrokerConfig, configs: &BTreeMap<String, String>) -> 
             "min.cleanable.dirty.ratio" => log.min_cleanable_dirty_ratio = value.parse().map_err(|_| bad())?,
             "delete.retention.ms" => log.delete_retention_ms = value.parse().map_err(|_| bad())?,
             "max.message.bytes" => log.max_message_bytes = value.parse().map_err(|_| bad())?,
+            // Not a log setting: acks=all reads it (`Topic::min_insync_replicas`).
+            "min.insync.replicas" => {
+                value.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(bad)?;
+            }
             _ => {
                 return Err(TopicError::InvalidConfig(format!(
                     "unknown topic config {key:?} (known: {})",

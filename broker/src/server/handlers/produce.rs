@@ -48,7 +48,7 @@ fn append_partition(
         return Pending::Done(response.with_error_code(ResponseError::InvalidRecord.code()));
     };
     let acks_all = acks == -1;
-    let min_insync_replicas = broker.config.min_insync_replicas;
+    let min_insync_replicas = broker.topic(topic_name).map_or(broker.config.min_insync_replicas, |t| t.min_insync_replicas(&broker.config));
     let mut partition = partition.lock().unwrap_or_else(|e| e.into_inner());
     let info = match partition.append_as_leader(&records, acks_all.then_some(min_insync_replicas)) {
         Ok(info) => info,
