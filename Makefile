@@ -63,8 +63,9 @@ release:
 
 ## bench: one line per figure, BENCH <name> <value> <unit>
 bench:
-	$(CARGO) build --release -p dlog-broker --bin storage-bench -p dlog-checker --bin checker-bench
+	$(CARGO) build --release -p dlog-broker --bin storage-bench --bin dlog-broker --bin replication-bench -p dlog-checker --bin checker-bench
 	target/release/storage-bench
+	target/release/replication-bench
 	target/release/checker-bench
 
 clean:
