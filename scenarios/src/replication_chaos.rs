@@ -21,18 +21,12 @@
 //! crashes: Jepsen's Kafka 0.8 finding), `unclean.leader.election.enable=true`,
 //! `replication.truncate_to_high_watermark=true` (pre-KIP-101 truncation).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-use broker::client::{Producer, ProducerConfig};
-use serde_json::json;
 use sim::cluster::SimCluster;
 use sim::nemesis::{FaultPlan, NemesisConfig};
 
 use crate::history::Recorder;
 use crate::run::{ScenarioRun, Setup};
-use crate::single_node_crash::{consumer_process, producer_process, CONSUMERS, PARTITIONS, PRODUCERS, TOPIC};
+use crate::single_node_crash::{run_log_workload, LogWorkload};
 
 /// Brokers in the cluster (and the topic's replication factor).
 const BROKERS: usize = 3;
@@ -44,8 +38,6 @@ const FAULT_PHASE_MS: u64 = 30_000;
 /// be fenced (2 s) or a lagging one to leave the ISR (5 s), so that every
 /// leader's high watermark has reached what was committed.
 const DRAIN_QUIET_MS: u64 = 8_000;
-/// How long after healing the drain may take before the run fails.
-const DRAIN_MS_MAX: u64 = 60_000;
 
 /// The fault mix: everything that can happen to one broker or controller
 /// (`nemesis.*` settings may shorten the gaps or add power losses).
@@ -79,66 +71,16 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
     let mut cluster = SimCluster::start_with_quorum(BROKERS, &setup.broker, &setup.quorum, setup.seed);
     let bootstrap = cluster.brokers.iter().map(|b| b.addr()).collect::<Vec<_>>().join(",");
     let plan = FaultPlan::generate(setup.seed, &nemesis_config(&setup));
-    let producers_stop = Arc::new(AtomicBool::new(false));
-    let drain = Arc::new(AtomicBool::new(false));
-
-    // Setup, before any fault: create the topic with every broker a replica.
-    let setup_node = cluster.add_client((PRODUCERS + CONSUMERS) as usize);
-    let create = setup_node.spawn({
-        let bootstrap = bootstrap.clone();
-        async move {
-            let mut producer = Producer::new(ProducerConfig { bootstrap, ..Default::default() }, Box::new(|| 0));
-            for _ in 0..100 {
-                if producer.cluster().create_topic_replicated(TOPIC, PARTITIONS, BROKERS as i16).await.is_ok() {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            false
-        }
-    });
-    if !create.await.unwrap_or(false) {
-        return Err("setup: could not create topic t".into());
-    }
-
-    let mut producer_handles = Vec::new();
-    let mut consumer_handles = Vec::new();
-    for process in 0..PRODUCERS {
-        let node = cluster.add_client(process as usize);
-        let (bootstrap, history, stop, clients) = (bootstrap.clone(), history.clone(), producers_stop.clone(), setup.client.clone());
-        let seed = setup.seed;
-        producer_handles.push(node.spawn(async move { producer_process(process, seed, bootstrap, clients, history, stop).await }));
-    }
-    for process in PRODUCERS..PRODUCERS + CONSUMERS {
-        let node = cluster.add_client(process as usize);
-        let (bootstrap, history, drain, clients) = (bootstrap.clone(), history.clone(), drain.clone(), setup.client.clone());
-        consumer_handles.push(node.spawn(async move { consumer_process(process, bootstrap, clients, history, drain, DRAIN_QUIET_MS).await }));
-    }
-
-    crate::nemesis_runner::run_plan(&cluster, &plan, &history).await;
-    let healed_at = sim::clock::elapsed_ns() / 1_000_000;
-    if healed_at < FAULT_PHASE_MS {
-        tokio::time::sleep(Duration::from_millis(FAULT_PHASE_MS - healed_at)).await;
-    }
-    history.nemesis("heal", json!("all"));
-    producers_stop.store(true, Ordering::SeqCst);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(DRAIN_MS_MAX);
-    for handle in producer_handles {
-        match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), handle).await {
-            Ok(Ok(())) => {}
-            Ok(Err(join_error)) => return Err(format!("producer task failed: {join_error}")),
-            Err(_) => return Err(format!("producers did not stop within {DRAIN_MS_MAX} ms of healing")),
-        }
-    }
-    drain.store(true, Ordering::SeqCst);
-    for handle in consumer_handles {
-        match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), handle).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(reason))) => return Err(reason),
-            Ok(Err(join_error)) => return Err(format!("consumer task failed: {join_error}")),
-            Err(_) => return Err(format!("drain did not finish within {DRAIN_MS_MAX} ms of healing")),
-        }
-    }
+    let workload = LogWorkload {
+        bootstrap,
+        // Every broker holds a replica of every partition.
+        replication_factor: BROKERS as i16,
+        create_attempts: 100,
+        create_backoff_ms: 200,
+        fault_phase_ms: FAULT_PHASE_MS,
+        drain_quiet_ms: DRAIN_QUIET_MS,
+    };
+    run_log_workload(&mut cluster, &setup, &history, &plan, workload).await?;
     let mut notes = vec![format!("elections: {}", cluster.elections())];
     notes.extend(explain_knobs(&setup));
     Ok(ScenarioRun {

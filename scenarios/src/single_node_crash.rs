@@ -28,13 +28,13 @@ use crate::history::Recorder;
 use crate::run::{ClientSettings, ScenarioRun, Setup};
 
 /// The topic every process uses.
-pub(crate) const TOPIC: &str = "t";
+const TOPIC: &str = "t";
 /// Its partition count.
-pub(crate) const PARTITIONS: i32 = 3;
+const PARTITIONS: i32 = 3;
 /// Producer processes (0..PRODUCERS); consumers follow.
-pub(crate) const PRODUCERS: u64 = 3;
+const PRODUCERS: u64 = 3;
 /// Consumer processes.
-pub(crate) const CONSUMERS: u64 = 2;
+const CONSUMERS: u64 = 2;
 /// Faults happen in [FAULT_START_MS, FAULT_PHASE_MS).
 const FAULT_START_MS: u64 = 1_000;
 /// When faults stop and everything is healed.
@@ -63,6 +63,49 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
     let mut cluster = SimCluster::start(1, &setup.broker, setup.seed);
     let bootstrap = cluster.brokers[0].addr();
     let plan = FaultPlan::generate(setup.seed, &nemesis_config());
+    let workload = LogWorkload {
+        bootstrap,
+        replication_factor: 1,
+        create_attempts: 50,
+        create_backoff_ms: 100,
+        fault_phase_ms: FAULT_PHASE_MS,
+        drain_quiet_ms: 0,
+    };
+    run_log_workload(&mut cluster, &setup, &history, &plan, workload).await?;
+    Ok(ScenarioRun {
+        schedule: plan.to_string(),
+        trace_hash: cluster.trace_hash(),
+        notes: Vec::new(),
+        violations: Vec::new(),
+    })
+}
+
+/// The log workload's settings, per scenario.
+pub(crate) struct LogWorkload {
+    /// Where clients connect (`host:port`, comma-separated).
+    pub bootstrap: String,
+    /// Of topic `t`.
+    pub replication_factor: i16,
+    /// Tries at creating the topic before the run fails, and the pause between.
+    pub create_attempts: u32,
+    pub create_backoff_ms: u64,
+    /// When faults stop.
+    pub fault_phase_ms: u64,
+    /// A drain lasts at least this long (see `consumer_process`).
+    pub drain_quiet_ms: u64,
+}
+
+/// The log workload: creates topic `t`, starts the producers and consumers,
+/// runs `plan`, heals, stops the producers, then waits for every consumer
+/// to drain every partition (within `DRAIN_MS_MAX` of healing).
+pub(crate) async fn run_log_workload(
+    cluster: &mut SimCluster,
+    setup: &Setup,
+    history: &Recorder,
+    plan: &FaultPlan,
+    workload: LogWorkload,
+) -> Result<(), String> {
+    let LogWorkload { bootstrap, replication_factor, create_attempts, create_backoff_ms, fault_phase_ms, drain_quiet_ms } = workload;
     let producers_stop = Arc::new(AtomicBool::new(false));
     let drain = Arc::new(AtomicBool::new(false));
     let mut producer_handles = Vec::new();
@@ -74,11 +117,11 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
         let bootstrap = bootstrap.clone();
         async move {
             let mut producer = Producer::new(ProducerConfig { bootstrap, ..Default::default() }, Box::new(|| 0));
-            for _ in 0..50 {
-                if producer.cluster().create_topic(TOPIC, PARTITIONS).await.is_ok() {
+            for _ in 0..create_attempts {
+                if producer.cluster().create_topic_replicated(TOPIC, PARTITIONS, replication_factor).await.is_ok() {
                     return true;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(create_backoff_ms)).await;
             }
             false
         }
@@ -96,14 +139,14 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
     for process in PRODUCERS..PRODUCERS + CONSUMERS {
         let node = cluster.add_client(process as usize);
         let (bootstrap, history, drain, clients) = (bootstrap.clone(), history.clone(), drain.clone(), setup.client.clone());
-        consumer_handles.push(node.spawn(async move { consumer_process(process, bootstrap, clients, history, drain, 0).await }));
+        consumer_handles.push(node.spawn(async move { consumer_process(process, bootstrap, clients, history, drain, drain_quiet_ms).await }));
     }
 
-    crate::nemesis_runner::run_plan(&cluster, &plan, &history).await;
+    crate::nemesis_runner::run_plan(cluster, plan, history).await;
     // The last fault may end before the fault phase does; wait it out.
     let healed_at = sim::clock::elapsed_ns() / 1_000_000;
-    if healed_at < FAULT_PHASE_MS {
-        tokio::time::sleep(Duration::from_millis(FAULT_PHASE_MS - healed_at)).await;
+    if healed_at < fault_phase_ms {
+        tokio::time::sleep(Duration::from_millis(fault_phase_ms - healed_at)).await;
     }
     history.nemesis("heal", json!("all"));
     // Producers finish their last send; only then may consumers call the
@@ -126,15 +169,10 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
             Err(_) => return Err(format!("drain did not finish within {DRAIN_MS_MAX} ms of healing")),
         }
     }
-    Ok(ScenarioRun {
-        schedule: plan.to_string(),
-        trace_hash: cluster.trace_hash(),
-        notes: Vec::new(),
-        violations: Vec::new(),
-    })
+    Ok(())
 }
 
-pub(crate) async fn producer_process(
+async fn producer_process(
     process: u64,
     seed: u64,
     bootstrap: String,
@@ -173,7 +211,7 @@ pub(crate) async fn producer_process(
     }
 }
 
-pub(crate) async fn consumer_process(
+async fn consumer_process(
     process: u64,
     bootstrap: String,
     clients: ClientSettings,
