@@ -107,3 +107,29 @@ async fn compacted_topic_keeps_latest_value_per_key_and_rejects_keyless_records(
     assert_eq!(response.topics[0].partitions[0].low_watermark, 7);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// DescribeConfigs shows a topic's own settings as topic overrides and the
+/// rest as defaults, and only the keys asked for when some are named.
+#[tokio::test]
+async fn describe_configs_shows_topic_overrides_and_defaults() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+    let (broker, dir) = open_broker("describe-configs");
+    assert_eq!(create(&broker, "configured", &[("retention.ms", "123456"), ("cleanup.policy", "compact")]).await, 0);
+    let describe = |keys: Option<Vec<&'static str>>| {
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("configured"))
+            .with_configuration_keys(keys.map(|k| k.into_iter().map(StrBytes::from_static_str).collect()))])
+    };
+    let response: DescribeConfigsResponse = call(&broker, ApiKey::DescribeConfigs, 4, &describe(None)).await;
+    let configs = &response.results[0].configs;
+    let get = |key: &str| configs.iter().find(|c| c.name.as_str() == key).map(|c| (c.value.as_ref().map(|v| v.to_string()), c.config_source));
+    assert_eq!(get("retention.ms"), Some((Some("123456".into()), 1)), "an override, from the topic");
+    assert_eq!(get("cleanup.policy"), Some((Some("compact".into()), 1)));
+    assert_eq!(get("max.message.bytes").map(|(_, source)| source), Some(5), "the rest are defaults");
+    let response: DescribeConfigsResponse = call(&broker, ApiKey::DescribeConfigs, 4, &describe(Some(vec!["retention.ms"]))).await;
+    let names: Vec<&str> = response.results[0].configs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["retention.ms"], "only the keys asked for");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -135,6 +135,22 @@ async fn every_advertised_version_answers() {
                     assert_eq!(partition.leader_epoch, 0, "v{version}");
                     assert!(partition.end_offset >= 1, "v{version}: epoch 0 ends at the log end");
                 }
+                ApiKey::DescribeConfigs => {
+                    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+                    use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+                    let request = DescribeConfigsRequest::default().with_resources(vec![
+                        DescribeConfigsResource::default().with_resource_type(2).with_resource_name(topic().0),
+                        DescribeConfigsResource::default().with_resource_type(4).with_resource_name(StrBytes::from_static_str("1")),
+                        DescribeConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("no-such-topic")),
+                    ]);
+                    let response: DescribeConfigsResponse = round_trip(&broker, api, version, &request).await;
+                    let (topic_result, broker_result, missing) = (&response.results[0], &response.results[1], &response.results[2]);
+                    assert_eq!((topic_result.error_code, broker_result.error_code), (0, 0), "v{version}");
+                    let retention = topic_result.configs.iter().find(|c| c.name.as_str() == "retention.ms").expect("retention.ms described");
+                    assert_eq!(retention.config_source, 5, "v{version}: a default");
+                    assert!(broker_result.configs.iter().any(|c| c.name.as_str() == "min.insync.replicas"), "v{version}");
+                    assert_eq!(missing.error_code, 3, "v{version}: UNKNOWN_TOPIC_OR_PARTITION");
+                }
                 other => panic!("{other:?} is advertised but not covered by this test"),
             }
         }

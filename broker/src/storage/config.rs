@@ -82,6 +82,17 @@ impl CleanupPolicy {
     }
 }
 
+impl std::fmt::Display for CleanupPolicy {
+    /// Kafka's spelling, as `cleanup.policy` takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        })
+    }
+}
+
 impl FromStr for CleanupPolicy {
     type Err = StorageError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

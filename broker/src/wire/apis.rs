@@ -22,6 +22,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -37,7 +38,7 @@ mod tests {
     use super::*;
     use kafka_protocol::messages::{
         ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
-        MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+        DescribeConfigsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -54,6 +55,7 @@ mod tests {
             (ApiKey::DeleteRecords, DeleteRecordsRequest::VERSIONS),
             (ApiKey::DeleteTopics, DeleteTopicsRequest::VERSIONS),
             (ApiKey::OffsetForLeaderEpoch, OffsetForLeaderEpochRequest::VERSIONS),
+            (ApiKey::DescribeConfigs, DescribeConfigsRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

@@ -12,7 +12,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, ListOffsetsRequest,
     MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -40,6 +40,8 @@ pub enum Request {
     DeleteTopics(DeleteTopicsRequest),
     /// OffsetForLeaderEpoch.
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    /// DescribeConfigs.
+    DescribeConfigs(DescribeConfigsRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -105,6 +107,7 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::DeleteRecords => Request::DeleteRecords(DeleteRecordsRequest::decode(&mut buf, version)?),
             ApiKey::DeleteTopics => Request::DeleteTopics(DeleteTopicsRequest::decode(&mut buf, version)?),
             ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::decode(&mut buf, version)?),
+            ApiKey::DescribeConfigs => Request::DescribeConfigs(DescribeConfigsRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;

@@ -11,6 +11,7 @@ use super::Broker;
 use crate::wire::{encode_response, DecodeError, Request, SUPPORTED_APIS};
 
 mod admin;
+mod describe_configs;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -75,6 +76,11 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
             ApiKey::OffsetForLeaderEpoch,
             header,
             &offset_for_leader_epoch::offset_for_leader_epoch(broker, request),
+        ),
+        Request::DescribeConfigs(request) => encode(
+            ApiKey::DescribeConfigs,
+            header,
+            &describe_configs::describe_configs(broker, header.request_api_version, request),
         ),
         Request::DeleteRecords(request) => encode(ApiKey::DeleteRecords, header, &delete_records(broker, request)),
         Request::DeleteTopics(request) => {
