@@ -14,11 +14,12 @@ SEEDS ?= 1..10
 
 .PHONY: run test test-plain test-sim deps lint sim sim-build release bench sweep clean
 
-## run: build the simulation, run single-node-crash on 10 seeds and controller-chaos on 3, each with a summary
+## run: build the simulation, run single-node-crash on 10 seeds and the other scenarios on 3, each with a summary
 run: sim-build
 	$(SIM_BIN) sweep --scenario single-node-crash --seeds $(SEEDS) --all
 	$(SIM_BIN) sweep --scenario controller-chaos --seeds 1..3 --all
 	$(SIM_BIN) sweep --scenario controller-leader-kill --seeds 1..3 --all
+	$(SIM_BIN) sweep --scenario replication-chaos --seeds 1..3 --all
 
 ## test: every test, in both builds (plain and --cfg madsim), plus the determinism lints
 test: deps lint test-plain test-sim
