@@ -294,3 +294,31 @@ async fn create_topics_validates_and_topic_configs_reach_the_log() {
     let dry_run_again: CreateTopicsResponse = call(&cluster.broker, ApiKey::CreateTopics, 5, &create("small", &[], true)).await;
     assert_eq!(code(dry_run_again), ResponseError::TopicAlreadyExists.code(), "validate_only sees the existing topic");
 }
+
+/// CreatePartitions through the quorum: the controller assigns the new
+/// partition, Metadata shows it, the broker opens it and takes records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_partitions_through_the_quorum_adds_a_partition_that_takes_records() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+    let cluster = Cluster::start("cluster-create-partitions").await;
+    assert_eq!(cluster.create("g", 1).await, 0);
+    assert_eq!(cluster.listed().await, ["g"]);
+    assert_eq!(cluster.produce("g", b"first").await.0, 0);
+    let grow = |count: i32| {
+        CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default().with_name(name("g")).with_count(count)])
+            .with_timeout_ms(5_000)
+    };
+    let response: CreatePartitionsResponse = call(&cluster.broker, ApiKey::CreatePartitions, 3, &grow(2)).await;
+    assert_eq!(response.results[0].error_code, 0, "{:?}", response.results[0].error_message);
+    let response: CreatePartitionsResponse = call(&cluster.broker, ApiKey::CreatePartitions, 3, &grow(2)).await;
+    assert_eq!(response.results[0].error_code, ResponseError::InvalidPartitions.code(), "2 adds none");
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name("g")))]))
+        .with_allow_auto_topic_creation(false);
+    let metadata: MetadataResponse = call(&cluster.broker, ApiKey::Metadata, 9, &request).await;
+    assert_eq!(metadata.topics[0].partitions.len(), 2);
+    assert_eq!(common::produce(&cluster.broker, "g", 1, b"second").await, (0, 0), "the new partition takes records");
+    assert_eq!(values(&cluster.fetch("g", 0).await), ["first"], "the old one keeps its records");
+}

@@ -429,3 +429,20 @@ fn controller_eligible_leader_replicas_lead_when_the_last_isr_member_fails() {
         assert!(!p.elr.contains(&b), "an ISR member is not also eligible");
     }
 }
+
+#[test]
+fn controller_create_partitions_adds_partitions_with_the_topic_replication_factor() {
+    let mut log = Log::with_brokers(3);
+    let topic_id = log.create("t", 2, 2);
+    let grow = |count| MetadataRecord::CreatePartitions { name: "t".into(), topic_id, count };
+    assert_eq!(log.apply(grow(2)), Err(MetadataError::InvalidPartitions(2)), "no partition added");
+    assert_eq!(log.apply(grow(5)), Ok(ApplyOutcome::PartitionsCreated { count: 5 }));
+    let topic = log.image.topic_by_id(topic_id).unwrap();
+    assert_eq!(topic.partitions.len(), 5);
+    for p in &topic.partitions[2..] {
+        assert_eq!(p.replicas.len(), 2, "the topic's replication factor");
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (Some(p.replicas[0]), p.replicas.clone(), 0));
+    }
+    let stale = MetadataRecord::CreatePartitions { name: "t".into(), topic_id: topic_id + 1, count: 9 };
+    assert!(matches!(log.apply(stale), Err(MetadataError::TopicIdMismatch { .. })), "aimed at another incarnation");
+}

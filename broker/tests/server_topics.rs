@@ -133,3 +133,40 @@ async fn describe_configs_shows_topic_overrides_and_defaults() {
     assert_eq!(names, ["retention.ms"], "only the keys asked for");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+async fn create_partitions(broker: &Broker, topic: &'static str, count: i32, validate_only: bool) -> i16 {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+    let request = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default().with_name(name(topic)).with_count(count)])
+        .with_timeout_ms(1_000)
+        .with_validate_only(validate_only);
+    let response: CreatePartitionsResponse = call(broker, ApiKey::CreatePartitions, 3, &request).await;
+    response.results[0].error_code
+}
+
+/// CreatePartitions grows a topic in place: the old partition keeps its
+/// records, the new ones take records at once, the count survives a
+/// restart; shrinking, a dry run and an unknown topic change nothing.
+#[tokio::test]
+async fn create_partitions_grows_a_topic_and_the_growth_survives_a_restart() {
+    let (broker, dir) = open_broker("create-partitions");
+    assert_eq!(create(&broker, "grown", &[]).await, 0);
+    assert_eq!(produce(&broker, "grown", None, b"before").await, 0);
+    assert_eq!(create_partitions(&broker, "grown", 3, true).await, 0, "a dry run is accepted");
+    assert_eq!(common::produce(&broker, "grown", 2, b"x").await.0, ResponseError::UnknownTopicOrPartition.code(), "and changes nothing");
+    assert_eq!(create_partitions(&broker, "grown", 3, false).await, 0);
+    assert_eq!(common::produce(&broker, "grown", 2, b"new").await, (0, 0), "a new partition takes records at offset 0");
+    assert_eq!(create_partitions(&broker, "grown", 2, false).await, ResponseError::InvalidPartitions.code(), "no shrinking");
+    assert_eq!(create_partitions(&broker, "absent", 2, false).await, ResponseError::UnknownTopicOrPartition.code());
+    drop(broker);
+    let broker = broker::server::Broker::open(
+        broker::config::BrokerConfig { data_dir: dir.clone(), ..broker::config::BrokerConfig::default() },
+        std::sync::Arc::new(broker::disk::RealDisk),
+        broker::clock::ManualClock::new(1_000),
+    )
+    .unwrap();
+    assert_eq!(read_all(&broker, "grown").await.into_iter().map(|(_, _, v)| v).collect::<Vec<_>>(), ["before"]);
+    assert_eq!(common::produce(&broker, "grown", 2, b"again").await, (0, 1), "partition 2 is there after the restart");
+    let _ = std::fs::remove_dir_all(&dir);
+}

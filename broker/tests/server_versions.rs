@@ -151,6 +151,22 @@ async fn every_advertised_version_answers() {
                     assert!(broker_result.configs.iter().any(|c| c.name.as_str() == "min.insync.replicas"), "v{version}");
                     assert_eq!(missing.error_code, 3, "v{version}: UNKNOWN_TOPIC_OR_PARTITION");
                 }
+                ApiKey::CreatePartitions => {
+                    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+                    use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+                    let grown = TopicName(StrBytes::from_string(format!("grown-v{version}")));
+                    let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                        .with_name(grown.clone())
+                        .with_num_partitions(1)
+                        .with_replication_factor(1)]);
+                    let created: CreateTopicsResponse = round_trip(&broker, ApiKey::CreateTopics, 5, &create).await;
+                    assert_eq!(created.topics[0].error_code, 0, "v{version}");
+                    let request = CreatePartitionsRequest::default()
+                        .with_topics(vec![CreatePartitionsTopic::default().with_name(grown).with_count(2)])
+                        .with_timeout_ms(1_000);
+                    let response: CreatePartitionsResponse = round_trip(&broker, api, version, &request).await;
+                    assert_eq!(response.results[0].error_code, 0, "v{version}");
+                }
                 other => panic!("{other:?} is advertised but not covered by this test"),
             }
         }

@@ -222,6 +222,11 @@ pub enum ApplyOutcome {
     },
     /// Topic deleted.
     TopicDeleted,
+    /// A topic grew; it now has this many partitions.
+    PartitionsCreated {
+        /// The partition count.
+        count: u32,
+    },
     /// ISR changed.
     PartitionAltered {
         /// New partition epoch.
@@ -375,6 +380,7 @@ impl MetadataImage {
                 self.create_topic(offset, name, *partitions, *replication_factor, configs)
             }
             MetadataRecord::DeleteTopic { name, topic_id } => self.delete_topic(offset, name, *topic_id),
+            MetadataRecord::CreatePartitions { name, topic_id, count } => self.create_partitions(offset, name, *topic_id, *count),
             MetadataRecord::AlterPartition {
                 topic_id,
                 partition,
@@ -618,6 +624,36 @@ impl MetadataImage {
         self.topics.insert(topic_id, TopicState { topic_id, name: name.to_string(), partitions, configs: configs.clone() });
         self.topic_ids.insert(name.to_string(), topic_id);
         Ok(ApplyOutcome::TopicCreated { topic_id })
+    }
+
+    fn create_partitions(&mut self, offset: u64, name: &str, topic_id: TopicId, count: u32) -> Result<ApplyOutcome, MetadataError> {
+        let current = *self.topic_ids.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        if current != topic_id {
+            return Err(MetadataError::TopicIdMismatch { name: name.to_string(), given: topic_id, current });
+        }
+        let live = self.live_brokers();
+        let topic = self.topics.get_mut(&topic_id).expect("named topics exist");
+        let existing = topic.partitions.len();
+        if count as usize <= existing {
+            return Err(MetadataError::InvalidPartitions(count));
+        }
+        let replication_factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+        if replication_factor > live.len() {
+            return Err(MetadataError::InvalidReplicationFactor { requested: replication_factor as u16, live_brokers: live.len() });
+        }
+        let start = (offset % live.len() as u64) as usize;
+        for p in existing..count as usize {
+            let replicas: Vec<BrokerId> = (0..replication_factor).map(|r| live[(start + p + r) % live.len()]).collect();
+            topic.partitions.push(PartitionState {
+                leader: Some(replicas[0]),
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                elr: Vec::new(),
+            });
+        }
+        Ok(ApplyOutcome::PartitionsCreated { count })
     }
 
     fn delete_topic(&mut self, offset: u64, name: &str, topic_id: TopicId) -> Result<ApplyOutcome, MetadataError> {

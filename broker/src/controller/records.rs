@@ -90,6 +90,18 @@ pub enum MetadataRecord {
         /// The topic id the requester saw.
         topic_id: TopicId,
     },
+    /// CreatePartitions: grow a topic to `count` partitions. The id fences a
+    /// request aimed at an earlier topic of the same name. New partitions
+    /// are assigned at apply time, round-robin over the live brokers, with
+    /// the topic's replication factor.
+    CreatePartitions {
+        /// Topic name.
+        name: String,
+        /// The topic id the requester saw.
+        topic_id: TopicId,
+        /// The new partition count (more than today's).
+        count: u32,
+    },
     /// A partition leader changes the ISR. Applied only if the broker epoch,
     /// leader epoch and partition epoch are all current.
     AlterPartition {

@@ -181,6 +181,7 @@ fn outcome_response(outcome: Result<ApplyOutcome, MetadataError>) -> ControllerR
         Ok(ApplyOutcome::Heartbeat { .. }) => ControllerResponse::HeartbeatAccepted,
         Ok(ApplyOutcome::TopicCreated { topic_id }) => ControllerResponse::TopicCreated { topic_id },
         Ok(ApplyOutcome::TopicDeleted) => ControllerResponse::TopicDeleted,
+        Ok(ApplyOutcome::PartitionsCreated { count }) => ControllerResponse::PartitionsCreated { count },
         Ok(ApplyOutcome::PartitionAltered { partition_epoch }) => ControllerResponse::PartitionAltered { partition_epoch },
         Ok(other) => ControllerResponse::Rejected {
             code: -1,
@@ -374,6 +375,14 @@ impl Controller {
                 leader_epoch,
                 partition_epoch,
                 new_isr,
+            },
+            ControllerRequest::CreatePartitions { name, count } => match self.image.topic(&name) {
+                Some(topic) => MetadataRecord::CreatePartitions { topic_id: topic.topic_id, name, count },
+                None => {
+                    let error = MetadataError::UnknownTopic(name);
+                    let _ = reply.send(ControllerResponse::Rejected { code: error.kafka_error_code(), message: error.to_string() });
+                    return;
+                }
             },
             ControllerRequest::DeleteTopic { name } => match self.image.topic(&name) {
                 Some(topic) => MetadataRecord::DeleteTopic {

@@ -52,6 +52,13 @@ pub enum ControllerRequest {
         /// Name.
         name: String,
     },
+    /// Grow a topic to `count` partitions.
+    CreatePartitions {
+        /// Name.
+        name: String,
+        /// The new partition count.
+        count: u32,
+    },
     /// A linearizable read of the whole metadata image (Raft ReadIndex).
     DescribeCluster,
     /// A partition leader changes the ISR (Kafka's AlterPartition), fenced
@@ -115,6 +122,11 @@ pub enum ControllerResponse {
     },
     /// The topic is gone.
     TopicDeleted,
+    /// The topic has this many partitions now.
+    PartitionsCreated {
+        /// The partition count.
+        count: u32,
+    },
     /// The ISR change took effect; the partition is now at this epoch.
     PartitionAltered {
         /// The new partition epoch.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use super::cluster::ClusterLink;
 use super::topics::TopicMeta;
 use crate::error_codes::KafkaErrorCode;
-use super::handlers::{delete_targets, deletion_result, CLUSTER_ID};
+use super::handlers::{check_partition_growth, delete_targets, deletion_result, partitions_result, CLUSTER_ID};
 use super::Broker;
 use crate::quorum::client::QuorumCallError;
 use crate::quorum::{ControllerRequest, ControllerResponse};
@@ -201,6 +201,44 @@ pub async fn create_topics(broker: &Broker, link: &ClusterLink, request: CreateT
         );
     }
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// CreatePartitions through the quorum: checked like a standalone broker
+/// does against a fresh view, then forwarded as `CreatePartitions` (the
+/// controller assigns the new partitions); answers map as
+/// [`create_topics`] does. Brokers open the new partitions when a view
+/// shows them.
+pub async fn create_partitions(
+    link: &ClusterLink,
+    request: kafka_protocol::messages::CreatePartitionsRequest,
+) -> kafka_protocol::messages::CreatePartitionsResponse {
+    let view = link.describe().await;
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.as_str().to_string();
+        let outcome = match &view {
+            Err(error) => Err((ResponseError::RequestTimedOut.code(), error.to_string())),
+            Ok(view) => {
+                let current = view.topics.iter().find(|t| t.name == name).map(|t| t.partitions.len());
+                match check_partition_growth(&topic, current) {
+                    Err(refused) => Err(refused),
+                    Ok(()) if request.validate_only => Ok(()),
+                    Ok(()) => {
+                        let call = ControllerRequest::CreatePartitions { name, count: topic.count as u32 };
+                        match link.call(&call).await {
+                            Ok(ControllerResponse::PartitionsCreated { .. }) => Ok(()),
+                            Ok(ControllerResponse::Rejected { code, message }) => Err((code, message)),
+                            Ok(other) => Err((ResponseError::UnknownServerError.code(), format!("unexpected answer {other:?}"))),
+                            Err(QuorumCallError::NoLeader(reason)) => Err((ResponseError::NotController.code(), reason)),
+                            Err(QuorumCallError::Unknown(reason)) => Err((ResponseError::RequestTimedOut.code(), reason)),
+                        }
+                    }
+                }
+            }
+        };
+        results.push(partitions_result(topic.name, outcome));
+    }
+    kafka_protocol::messages::CreatePartitionsResponse::default().with_results(results)
 }
 
 /// Forwards each topic to the quorum as `DeleteTopic`, mapping answers as

@@ -214,6 +214,10 @@ impl Broker {
                 self.apply_topic_view(topic);
                 return Ok(opened);
             }
+            if local.as_ref().is_some_and(|t| t.partitions.len() < topic.partitions.len()) {
+                self.grow_local_topic(topic)?;
+                self.apply_topic_view(topic);
+            }
             // Fall through: the open topic is the view's incarnation.
         }
         self.topic(name)
@@ -278,6 +282,34 @@ impl Broker {
         let log = created.partitions.get(index).cloned().ok_or(ResponseError::UnknownTopicOrPartition.code());
         guard.insert(name.to_string(), Arc::new(created));
         log
+    }
+
+    /// Grows the open topic `name` to `partitions` partitions (standalone
+    /// CreatePartitions, or a cluster view naming more partitions than are
+    /// open here). `Err` is the Kafka error code.
+    pub(crate) fn grow_topic(&self, name: &str, topic_id: Option<crate::controller::TopicId>, partitions: i32) -> Result<(), i16> {
+        use kafka_protocol::ResponseError;
+        let mut guard = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let open = guard.get(name).cloned().ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+        if topic_id.is_some() && open.topic_id != topic_id {
+            return Err(ResponseError::LeaderNotAvailable.code());
+        }
+        if open.meta.partitions >= partitions && topic_id.is_some() {
+            // Grown by a concurrent request meanwhile.
+            return Ok(());
+        }
+        let grown = topics::grow(&self.config, &self.disk, &self.clock, &open, partitions).map_err(|error| {
+            tracing::warn!(topic = name, %error, "growing a topic failed");
+            error.kafka_error_code()
+        })?;
+        tracing::info!(topic = name, partitions, "topic grown");
+        guard.insert(name.to_string(), Arc::new(grown));
+        Ok(())
+    }
+
+    pub(crate) fn grow_local_topic(&self, topic: &crate::controller::TopicState) -> Result<(), i16> {
+        let partitions = i32::try_from(topic.partitions.len()).map_err(|_| kafka_protocol::ResponseError::InvalidPartitions.code())?;
+        self.grow_topic(&topic.name, Some(topic.topic_id), partitions)
     }
 
     /// Cluster mode: brings the open topics in line with a view just read

@@ -123,12 +123,21 @@ impl Broker {
             if !topic.partitions.iter().any(|p| p.replicas.contains(&me)) {
                 continue;
             }
-            let open = self.topic(&topic.name).is_some_and(|t| t.topic_id == Some(topic.topic_id));
-            if !open {
-                if let Err(code) = self.open_incarnation(topic, 0, view.metadata_offset) {
-                    tracing::debug!(topic = %topic.name, code, "cannot open an assigned topic yet");
-                    continue;
+            let local = self.topic(&topic.name).filter(|t| t.topic_id == Some(topic.topic_id));
+            match local {
+                None => {
+                    if let Err(code) = self.open_incarnation(topic, 0, view.metadata_offset) {
+                        tracing::debug!(topic = %topic.name, code, "cannot open an assigned topic yet");
+                        continue;
+                    }
                 }
+                Some(local) if local.partitions.len() < topic.partitions.len() => {
+                    if let Err(code) = self.grow_local_topic(topic) {
+                        tracing::debug!(topic = %topic.name, code, "cannot grow a topic yet");
+                        continue;
+                    }
+                }
+                Some(_) => {}
             }
             self.apply_topic_view(topic);
         }

@@ -362,9 +362,20 @@ fn open_partitions(
     name: &str,
     meta: &TopicMeta,
 ) -> Result<Vec<Arc<Mutex<Partition>>>, TopicError> {
+    open_partition_range(config, disk, clock, name, meta, 0..meta.partitions)
+}
+
+fn open_partition_range(
+    config: &BrokerConfig,
+    disk: &Arc<dyn Disk>,
+    clock: &Arc<dyn Clock>,
+    name: &str,
+    meta: &TopicMeta,
+    range: std::ops::Range<i32>,
+) -> Result<Vec<Arc<Mutex<Partition>>>, TopicError> {
     let log = log_config(config, &meta.configs)?;
     let cluster_mode = config.controller_quorum_voters.is_some();
-    (0..meta.partitions)
+    range
         .map(|partition| {
             let dir = partition_dir(&config.data_dir, name, partition);
             PartitionLog::open(disk.clone(), clock.clone(), dir, log.clone())
@@ -481,6 +492,39 @@ pub fn create(
         topic_id,
         partitions,
     })
+}
+
+/// CreatePartitions: the open `topic` grown to `partitions` partitions.
+/// The new partition directories are prepared as [`create`] does (claimed
+/// for the topic id in cluster mode, wiped of leftovers otherwise), then
+/// the metadata file names the new count (the commit point: a crash before
+/// it leaves the topic as it was, and the next growth prepares the
+/// directories again). The existing partitions are shared, not reopened.
+pub fn grow(
+    config: &BrokerConfig,
+    disk: &Arc<dyn Disk>,
+    clock: &Arc<dyn Clock>,
+    topic: &Topic,
+    partitions: i32,
+) -> Result<Topic, TopicError> {
+    let old = topic.meta.partitions;
+    if partitions <= old {
+        return Err(TopicError::InvalidPartitions(partitions));
+    }
+    let meta = TopicMeta { partitions, configs: topic.meta.configs.clone() };
+    let data_dir = &config.data_dir;
+    for partition in old..partitions {
+        match topic.topic_id {
+            Some(id) => claim_partition(disk.as_ref(), data_dir, &topic.name, partition, id)?,
+            None => wipe_partition(disk.as_ref(), &partition_dir(data_dir, &topic.name, partition))?,
+        }
+    }
+    let mut all = topic.partitions.clone();
+    all.extend(open_partition_range(config, disk, clock, &topic.name, &meta, old..partitions)?);
+    disk.sync_dir(data_dir)?;
+    let bytes = serde_json::to_vec(&meta).map_err(|e| std::io::Error::other(e.to_string()))?;
+    write_atomically(disk.as_ref(), data_dir, &format!("{}.topic", topic.name), &bytes)?;
+    Ok(Topic { name: topic.name.clone(), meta, topic_id: topic.topic_id, partitions: all })
 }
 
 /// Takes a topic out of service: every partition log is flushed (if its

@@ -23,6 +23,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -37,7 +38,7 @@ pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
 mod tests {
     use super::*;
     use kafka_protocol::messages::{
-        ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
+        ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
         DescribeConfigsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     };
     use kafka_protocol::protocol::Message;
@@ -56,6 +57,7 @@ mod tests {
             (ApiKey::DeleteTopics, DeleteTopicsRequest::VERSIONS),
             (ApiKey::OffsetForLeaderEpoch, OffsetForLeaderEpochRequest::VERSIONS),
             (ApiKey::DescribeConfigs, DescribeConfigsRequest::VERSIONS),
+            (ApiKey::CreatePartitions, CreatePartitionsRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

@@ -12,7 +12,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, ListOffsetsRequest,
+    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, ListOffsetsRequest,
     MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -42,6 +42,8 @@ pub enum Request {
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     /// DescribeConfigs.
     DescribeConfigs(DescribeConfigsRequest),
+    /// CreatePartitions.
+    CreatePartitions(CreatePartitionsRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -108,6 +110,7 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::DeleteTopics => Request::DeleteTopics(DeleteTopicsRequest::decode(&mut buf, version)?),
             ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::decode(&mut buf, version)?),
             ApiKey::DescribeConfigs => Request::DescribeConfigs(DescribeConfigsRequest::decode(&mut buf, version)?),
+            ApiKey::CreatePartitions => Request::CreatePartitions(CreatePartitionsRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;

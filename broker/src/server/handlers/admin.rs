@@ -143,6 +143,62 @@ pub(super) fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> Cr
     CreateTopicsResponse::default().with_topics(results)
 }
 
+/// The checks CreatePartitions makes before growing anything: no manual
+/// assignment, and more partitions than today (`current`).
+pub(in crate::server) fn check_partition_growth(
+    topic: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
+    current: Option<usize>,
+) -> Result<(), (i16, String)> {
+    if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
+        return Err((ResponseError::InvalidReplicaAssignment.code(), "manual assignment is not supported".into()));
+    }
+    let Some(current) = current else {
+        return Err((ResponseError::UnknownTopicOrPartition.code(), format!("no topic {:?}", topic.name.0.as_str())));
+    };
+    if usize::try_from(topic.count).unwrap_or(0) <= current {
+        return Err((
+            ResponseError::InvalidPartitions.code(),
+            format!("topic has {current} partitions; a count of {} does not add any", topic.count),
+        ));
+    }
+    Ok(())
+}
+
+/// One CreatePartitions result.
+pub(in crate::server) fn partitions_result(
+    name: kafka_protocol::messages::TopicName,
+    outcome: Result<(), (i16, String)>,
+) -> kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult {
+    let result = kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult::default().with_name(name);
+    match outcome {
+        Ok(()) => result,
+        Err((code, message)) => result.with_error_code(code).with_error_message(Some(StrBytes::from_string(message))),
+    }
+}
+
+/// CreatePartitions on a standalone broker: each topic grows in place.
+pub(super) fn create_partitions(
+    broker: &Broker,
+    request: kafka_protocol::messages::CreatePartitionsRequest,
+) -> kafka_protocol::messages::CreatePartitionsResponse {
+    let results = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str().to_string();
+            let current = broker.topic(&name).map(|t| t.partitions.len());
+            let outcome = check_partition_growth(&topic, current).and_then(|()| {
+                if request.validate_only {
+                    return Ok(());
+                }
+                broker.grow_topic(&name, None, topic.count).map_err(|code| (code, "growing the topic failed".into()))
+            });
+            partitions_result(topic.name, outcome)
+        })
+        .collect();
+    kafka_protocol::messages::CreatePartitionsResponse::default().with_results(results)
+}
+
 /// DeleteRecords: advances each partition's log start offset; `-1` means
 /// "up to the high watermark". The answer is the new low watermark.
 pub(super) fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {

@@ -18,8 +18,8 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 
-use admin::{create_topics, delete_records, delete_topics};
-pub(super) use admin::{delete_targets, deletion_result};
+use admin::{create_partitions, create_topics, delete_records, delete_topics};
+pub(super) use admin::{check_partition_growth, delete_targets, deletion_result, partitions_result};
 use fetch::fetch;
 use list_offsets::list_offsets;
 use metadata::metadata;
@@ -82,6 +82,13 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
             header,
             &describe_configs::describe_configs(broker, header.request_api_version, request),
         ),
+        Request::CreatePartitions(request) => {
+            let response = match &broker.cluster {
+                Some(link) => super::cluster_handlers::create_partitions(link, request).await,
+                None => create_partitions(broker, request),
+            };
+            encode(ApiKey::CreatePartitions, header, &response)
+        }
         Request::DeleteRecords(request) => encode(ApiKey::DeleteRecords, header, &delete_records(broker, request)),
         Request::DeleteTopics(request) => {
             let response = match &broker.cluster {
