@@ -606,31 +606,24 @@ impl MetadataImage {
         }
         self.pending_deletions.remove(name);
         let topic_id = offset;
-        let start = (topic_id % live.len() as u64) as usize;
-        let partitions = (0..partitions as usize)
-            .map(|p| {
-                let replicas: Vec<BrokerId> =
-                    (0..usize::from(replication_factor)).map(|r| live[(start + p + r) % live.len()]).collect();
-                PartitionState {
-                    leader: Some(replicas[0]),
-                    isr: replicas.clone(),
-                    replicas,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                    elr: Vec::new(),
-                }
-            })
-            .collect();
+        let partitions = new_partitions(&live, topic_id, 0..partitions as usize, usize::from(replication_factor));
         self.topics.insert(topic_id, TopicState { topic_id, name: name.to_string(), partitions, configs: configs.clone() });
         self.topic_ids.insert(name.to_string(), topic_id);
         Ok(ApplyOutcome::TopicCreated { topic_id })
     }
 
-    fn create_partitions(&mut self, offset: u64, name: &str, topic_id: TopicId, count: u32) -> Result<ApplyOutcome, MetadataError> {
+    /// Checks that `name` is the topic `topic_id` (a request aimed at an
+    /// earlier incarnation of the name is refused).
+    fn check_topic_id(&self, name: &str, topic_id: TopicId) -> Result<(), MetadataError> {
         let current = *self.topic_ids.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         if current != topic_id {
             return Err(MetadataError::TopicIdMismatch { name: name.to_string(), given: topic_id, current });
         }
+        Ok(())
+    }
+
+    fn create_partitions(&mut self, offset: u64, name: &str, topic_id: TopicId, count: u32) -> Result<ApplyOutcome, MetadataError> {
+        self.check_topic_id(name, topic_id)?;
         let live = self.live_brokers();
         let topic = self.topics.get_mut(&topic_id).expect("named topics exist");
         let existing = topic.partitions.len();
@@ -641,26 +634,12 @@ impl MetadataImage {
         if replication_factor > live.len() {
             return Err(MetadataError::InvalidReplicationFactor { requested: replication_factor as u16, live_brokers: live.len() });
         }
-        let start = (offset % live.len() as u64) as usize;
-        for p in existing..count as usize {
-            let replicas: Vec<BrokerId> = (0..replication_factor).map(|r| live[(start + p + r) % live.len()]).collect();
-            topic.partitions.push(PartitionState {
-                leader: Some(replicas[0]),
-                isr: replicas.clone(),
-                replicas,
-                leader_epoch: 0,
-                partition_epoch: 0,
-                elr: Vec::new(),
-            });
-        }
+        topic.partitions.extend(new_partitions(&live, offset, existing..count as usize, replication_factor));
         Ok(ApplyOutcome::PartitionsCreated { count })
     }
 
     fn delete_topic(&mut self, offset: u64, name: &str, topic_id: TopicId) -> Result<ApplyOutcome, MetadataError> {
-        let current = *self.topic_ids.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        if current != topic_id {
-            return Err(MetadataError::TopicIdMismatch { name: name.to_string(), given: topic_id, current });
-        }
+        self.check_topic_id(name, topic_id)?;
         self.topic_ids.remove(name);
         let topic = self.topics.remove(&topic_id).expect("topic_ids and topics agree");
         let mut replicas: Vec<BrokerId> = topic.partitions.iter().flat_map(|p| p.replicas.iter().copied()).collect();
@@ -786,6 +765,20 @@ impl MetadataImage {
             }
         }
     }
+}
+
+/// New partitions `indexes`, each with `replication_factor` replicas
+/// assigned round-robin over `live` from a start drawn from `offset` (the
+/// record's log offset, so every controller assigns alike); the first
+/// replica leads and all are in sync.
+fn new_partitions(live: &[BrokerId], offset: u64, indexes: std::ops::Range<usize>, replication_factor: usize) -> Vec<PartitionState> {
+    let start = (offset % live.len() as u64) as usize;
+    indexes
+        .map(|p| {
+            let replicas: Vec<BrokerId> = (0..replication_factor).map(|r| live[(start + p + r) % live.len()]).collect();
+            PartitionState { leader: Some(replicas[0]), isr: replicas.clone(), replicas, leader_epoch: 0, partition_epoch: 0, elr: Vec::new() }
+        })
+        .collect()
 }
 
 /// Sets a partition's ISR, keeping the eligible leader replicas (KIP-966):
