@@ -317,9 +317,12 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         }
                         m.records.retain(|o, _| *o < new_end);
                         m.batches.retain(|b, _| *b < new_end);
+                        // A truncation that cuts syncs what remains; one at or
+                        // past the log end is a no-op and syncs nothing.
+                        if off < m.end {
+                            m.synced_end = new_end;
+                        }
                         m.end = new_end;
-                        // Truncation syncs what remains.
-                        m.synced_end = new_end;
                     }
                     Err(StorageError::StorageFull { .. } | StorageError::Io { .. }) => {
                         // Interrupted: appends are refused until a retry
