@@ -338,6 +338,9 @@ fn run(s: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
                             log.set_max_compactable_offset(m.hw);
                         }
                         disk.set_faults(DiskFaultConfig { capacity_bytes: None, ..Default::default() });
+                        // The interrupted attempt may have restarted the log
+                        // at a later start before it failed: retry from there.
+                        let off = off.max(log.log_start_offset());
                         let new_end = log.truncate_to(off).map_err(|e| TestCaseError::fail(format!("truncate_to retry: {e}")))?;
                         disk.set_faults(faults);
                         prop_assert!(new_end <= off.max(log.log_start_offset()));
