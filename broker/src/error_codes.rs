@@ -11,6 +11,7 @@
 use kafka_protocol::ResponseError as E;
 
 use crate::controller::MetadataError;
+use crate::group::GroupError;
 use crate::replication::ReplicationError;
 use crate::server::TopicError;
 use crate::storage::StorageError;
@@ -87,6 +88,33 @@ impl KafkaErrorCode for ReplicationError {
     }
 }
 
+impl KafkaErrorCode for GroupError {
+    fn kafka_error_code(&self) -> i16 {
+        match self {
+            GroupError::UnknownMemberId => E::UnknownMemberId.code(),
+            GroupError::IllegalGeneration => E::IllegalGeneration.code(),
+            GroupError::RebalanceInProgress => E::RebalanceInProgress.code(),
+            GroupError::MemberIdRequired => E::MemberIdRequired.code(),
+            GroupError::InconsistentGroupProtocol => E::InconsistentGroupProtocol.code(),
+            GroupError::InvalidSessionTimeout => E::InvalidSessionTimeout.code(),
+            GroupError::InvalidGroupId => E::InvalidGroupId.code(),
+            GroupError::GroupIdNotFound => E::GroupIdNotFound.code(),
+            GroupError::NonEmptyGroup => E::NonEmptyGroup.code(),
+            GroupError::FencedInstanceId => E::FencedInstanceId.code(),
+            GroupError::NotCoordinator => E::NotCoordinator.code(),
+            GroupError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress.code(),
+            GroupError::CoordinatorNotAvailable => E::CoordinatorNotAvailable.code(),
+            GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge.code(),
+        }
+    }
+}
+
+impl<T: KafkaErrorCode> KafkaErrorCode for Option<T> {
+    fn kafka_error_code(&self) -> i16 {
+        self.as_ref().map_or(0, KafkaErrorCode::kafka_error_code)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +130,12 @@ mod tests {
         assert_eq!(ReplicationError::NotEnoughReplicasAfterAppend { isr_size: 1, min_insync_replicas: 2 }.kafka_error_code(), 20);
         assert_eq!(ReplicationError::FencedLeaderEpoch { request: 1, current: 2 }.kafka_error_code(), 74);
         assert_eq!(ReplicationError::UnknownLeaderEpoch { request: 3, current: 2 }.kafka_error_code(), 75);
+        assert_eq!(GroupError::IllegalGeneration.kafka_error_code(), 22);
+        assert_eq!(GroupError::UnknownMemberId.kafka_error_code(), 25);
+        assert_eq!(GroupError::RebalanceInProgress.kafka_error_code(), 27);
+        assert_eq!(GroupError::NotCoordinator.kafka_error_code(), 16);
+        assert_eq!(GroupError::CoordinatorLoadInProgress.kafka_error_code(), 14);
+        assert_eq!(GroupError::MemberIdRequired.kafka_error_code(), 79);
+        assert_eq!(GroupError::FencedInstanceId.kafka_error_code(), 82);
     }
 }

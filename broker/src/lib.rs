@@ -5,6 +5,7 @@ pub mod clock;
 pub mod controller;
 pub mod disk;
 pub mod error_codes;
+pub mod group;
 pub mod raft;
 pub mod storage;
 pub mod client;
