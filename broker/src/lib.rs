@@ -13,3 +13,4 @@ pub mod server;
 pub mod wire;
 pub mod quorum;
 pub mod replication;
+pub mod producer_state;
