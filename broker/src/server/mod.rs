@@ -22,6 +22,7 @@ pub mod cluster;
 mod cluster_handlers;
 mod handlers;
 mod partition;
+pub mod producer_ids;
 mod replica_driver;
 mod topics;
 
