@@ -97,6 +97,18 @@ pub enum ProducerIdError {
     BadNamespace(i64),
 }
 
+/// Why InitProducerId was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InitProducerIdError {
+    /// The request names a `transactional_id`: transactions are not
+    /// implemented (only idempotent producers are).
+    #[error("transactional producers are not supported (transactional_id {0:?})")]
+    TransactionsUnsupported(String),
+    /// No id could be handed out.
+    #[error(transparent)]
+    Allocate(#[from] ProducerIdError),
+}
+
 /// The block file's text for a stored `next_block_start`.
 pub fn encode_block_file(next_block_start: u64) -> String {
     let body = format!("version: {PRODUCER_ID_BLOCK_VERSION}\nnext_block_start: {next_block_start}\n");
