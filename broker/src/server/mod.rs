@@ -458,11 +458,19 @@ impl Broker {
                 let high_watermark = partition.high_watermark();
                 let log = &mut partition.log;
                 log.set_max_compactable_offset(high_watermark);
-                if let Err(error) = log.enforce_retention() {
-                    tracing::warn!(topic = %topic.name, %error, "retention failed");
+                match log.enforce_retention() {
+                    Ok(outcome) if outcome.deleted_segments > 0 => partition.on_log_start_advanced(),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(topic = %topic.name, %error, "retention failed"),
                 }
-                if let Err(error) = log.compact_if_needed() {
-                    tracing::warn!(topic = %topic.name, %error, "compaction failed");
+                match partition.log.compact_if_needed() {
+                    // Compaction may remove a producer's batches.
+                    Ok(Some(_)) => partition.forget_producer_state(),
+                    Ok(None) => {}
+                    Err(error) => {
+                        partition.forget_producer_state();
+                        tracing::warn!(topic = %topic.name, %error, "compaction failed");
+                    }
                 }
             }
         }
