@@ -183,6 +183,9 @@ pub struct BrokerConfig {
     /// truncate to their high watermark as before KIP-101. Loses
     /// acknowledged records after two failures in a row.
     pub replication_truncate_to_high_watermark: bool,
+    /// A producer id idle this long (by its last batch's timestamp) is
+    /// forgotten by each partition (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -220,6 +223,7 @@ impl Default for BrokerConfig {
             replica_fetch_backoff_ms: 1_000,
             delayed_produce_max: 1_024,
             replication_truncate_to_high_watermark: false,
+            producer_id_expiration_ms: crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }
@@ -302,6 +306,7 @@ impl BrokerConfig {
         "replica.fetch.backoff.ms",
         "replication.delayed_produce_max",
         "replication.truncate_to_high_watermark",
+        "producer.id.expiration.ms",
     ];
 
     /// Applies one `KEY=VALUE` pair.
@@ -354,6 +359,7 @@ impl BrokerConfig {
             "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms = parse_number(key, value)?,
             "replication.delayed_produce_max" => self.delayed_produce_max = parse_number(key, value)?,
             "replication.truncate_to_high_watermark" => self.replication_truncate_to_high_watermark = parse_bool(key, value)?,
+            "producer.id.expiration.ms" => self.producer_id_expiration_ms = parse_number(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())

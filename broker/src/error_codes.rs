@@ -1,7 +1,8 @@
 //! The one mapping from the broker's internal errors to Kafka error codes.
 //!
 //! Every layer reports its own typed error ([`StorageError`], [`TopicError`],
-//! [`MetadataError`], [`ReplicationError`]); the handlers turn them into the
+//! [`MetadataError`], [`ReplicationError`], [`ProducerStateError`],
+//! [`InitProducerIdError`]); the handlers turn them into the
 //! `error_code` of a response here and nowhere else, so a client sees the
 //! code Kafka itself would send for the same condition. A client relies on
 //! the code to decide what to do: retriable codes (NOT_LEADER_OR_FOLLOWER,
@@ -12,7 +13,9 @@ use kafka_protocol::ResponseError as E;
 
 use crate::controller::MetadataError;
 use crate::group::GroupError;
+use crate::producer_state::ProducerStateError;
 use crate::replication::ReplicationError;
+use crate::server::producer_ids::{InitProducerIdError, ProducerIdError};
 use crate::server::TopicError;
 use crate::storage::StorageError;
 
@@ -109,9 +112,36 @@ impl KafkaErrorCode for GroupError {
     }
 }
 
-impl<T: KafkaErrorCode> KafkaErrorCode for Option<T> {
+impl KafkaErrorCode for ProducerStateError {
     fn kafka_error_code(&self) -> i16 {
-        self.as_ref().map_or(0, KafkaErrorCode::kafka_error_code)
+        match self {
+            // Clients bump their epoch or reset their id on these (KIP-360).
+            ProducerStateError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber.code(),
+            ProducerStateError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch.code(),
+            ProducerStateError::UnknownProducerId { .. } => E::UnknownProducerId.code(),
+            ProducerStateError::InvalidBatch(_) => E::InvalidRecord.code(),
+        }
+    }
+}
+
+impl KafkaErrorCode for InitProducerIdError {
+    fn kafka_error_code(&self) -> i16 {
+        match self {
+            // Fatal in clients, and says a feature is missing; see
+            // `server/handlers/init_producer_id.rs` for why not another.
+            InitProducerIdError::TransactionsUnsupported(_) => E::UnsupportedVersion.code(),
+            InitProducerIdError::Allocate(error) => error.kafka_error_code(),
+        }
+    }
+}
+
+impl KafkaErrorCode for ProducerIdError {
+    fn kafka_error_code(&self) -> i16 {
+        match self {
+            // Retriable: the client asks again.
+            ProducerIdError::Read { .. } | ProducerIdError::Corrupt { .. } | ProducerIdError::Persist(_) => E::KafkaStorageError.code(),
+            ProducerIdError::Exhausted { .. } | ProducerIdError::BadNamespace(_) => E::UnknownServerError.code(),
+        }
     }
 }
 
@@ -137,5 +167,10 @@ mod tests {
         assert_eq!(GroupError::CoordinatorLoadInProgress.kafka_error_code(), 14);
         assert_eq!(GroupError::MemberIdRequired.kafka_error_code(), 79);
         assert_eq!(GroupError::FencedInstanceId.kafka_error_code(), 82);
+        assert_eq!(ProducerStateError::OutOfOrderSequence { producer_id: 1, epoch: 0, first_seq: 3, expected_seq: 1 }.kafka_error_code(), 45);
+        assert_eq!(ProducerStateError::InvalidProducerEpoch { producer_id: 1, epoch: 0, current_epoch: 1 }.kafka_error_code(), 47);
+        assert_eq!(ProducerStateError::UnknownProducerId { producer_id: 1, first_seq: 3 }.kafka_error_code(), 59);
+        assert_eq!(ProducerStateError::InvalidBatch("x".into()).kafka_error_code(), 87);
+        assert_eq!(InitProducerIdError::TransactionsUnsupported("t".into()).kafka_error_code(), 35);
     }
 }

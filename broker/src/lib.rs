@@ -14,3 +14,4 @@ pub mod server;
 pub mod wire;
 pub mod quorum;
 pub mod replication;
+pub mod producer_state;

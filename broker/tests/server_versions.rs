@@ -167,6 +167,17 @@ async fn every_advertised_version_answers() {
                     let response: CreatePartitionsResponse = round_trip(&broker, api, version, &request).await;
                     assert_eq!(response.results[0].error_code, 0, "v{version}");
                 }
+                ApiKey::InitProducerId => {
+                    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, TransactionalId};
+                    let request = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000).with_producer_id((-1).into()).with_producer_epoch(-1);
+                    let first: InitProducerIdResponse = round_trip(&broker, api, version, &request).await;
+                    let second: InitProducerIdResponse = round_trip(&broker, api, version, &request).await;
+                    assert_eq!((first.error_code, first.producer_epoch, second.producer_epoch), (0, 0, 0), "v{version}");
+                    assert!(first.producer_id.0 >= 0 && second.producer_id.0 > first.producer_id.0, "v{version}: fresh ids");
+                    let transactional = request.with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("txn"))));
+                    let refused: InitProducerIdResponse = round_trip(&broker, api, version, &transactional).await;
+                    assert_eq!((refused.error_code, refused.producer_id.0), (35, -1), "v{version}: UNSUPPORTED_VERSION for transactions");
+                }
                 other => panic!("{other:?} is advertised but not covered by this test"),
             }
         }

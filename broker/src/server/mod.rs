@@ -22,6 +22,7 @@ pub mod cluster;
 mod cluster_handlers;
 mod handlers;
 mod partition;
+pub mod producer_ids;
 mod replica_driver;
 mod topics;
 
@@ -89,6 +90,8 @@ pub struct Broker {
     /// controllers at registration: after an unclean shutdown this broker
     /// may have lost records it had acknowledged as a follower).
     pub(crate) clean_shutdown: bool,
+    /// Hands out producer ids for InitProducerId (see `producer_ids`).
+    pub(crate) producer_ids: Mutex<producer_ids::ProducerIdAllocator>,
     /// This broker itself, for the tasks it starts (fetchers, AlterPartition).
     self_ref: std::sync::Weak<Broker>,
     trace: Option<TraceHook>,
@@ -125,6 +128,11 @@ impl Broker {
             Some(voters) => Some(cluster::ClusterLink::new(voters, config.controller_request_timeout_ms).map_err(BrokerError::Config)?),
             None => None,
         };
+        // Standalone: one namespace of ids; cluster mode: this broker's
+        // node id namespaces them (interim, see `producer_ids`).
+        let namespace = if cluster.is_some() { i64::from(config.node_id) } else { 0 };
+        let producer_ids = producer_ids::ProducerIdAllocator::new(disk.clone(), &config.data_dir, namespace)
+            .map_err(|error| BrokerError::Config(format!("node.id: {error}")))?;
         tracing::info!(node_id = config.node_id, topics = topics.len(), cluster_mode = cluster.is_some(), "broker opened");
         Ok(Arc::new_cyclic(|self_ref| Self {
             config,
@@ -135,6 +143,7 @@ impl Broker {
             cluster,
             replication: replica_driver::ReplicaDriver::default(),
             clean_shutdown,
+            producer_ids: Mutex::new(producer_ids),
             self_ref: self_ref.clone(),
             trace,
         }))
@@ -449,11 +458,19 @@ impl Broker {
                 let high_watermark = partition.high_watermark();
                 let log = &mut partition.log;
                 log.set_max_compactable_offset(high_watermark);
-                if let Err(error) = log.enforce_retention() {
-                    tracing::warn!(topic = %topic.name, %error, "retention failed");
+                match log.enforce_retention() {
+                    Ok(outcome) if outcome.deleted_segments > 0 => partition.on_log_start_advanced(),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(topic = %topic.name, %error, "retention failed"),
                 }
-                if let Err(error) = log.compact_if_needed() {
-                    tracing::warn!(topic = %topic.name, %error, "compaction failed");
+                match partition.log.compact_if_needed() {
+                    // Compaction may remove a producer's batches.
+                    Ok(Some(_)) => partition.forget_producer_state(),
+                    Ok(None) => {}
+                    Err(error) => {
+                        partition.forget_producer_state();
+                        tracing::warn!(topic = %topic.name, %error, "compaction failed");
+                    }
                 }
             }
         }

@@ -16,12 +16,23 @@
 //! - a leader stamps its epoch on every batch it appends and records the
 //!   epoch's start offset durably before it accepts the first append;
 //! - a follower appends the leader's batches as they are (offsets, epochs,
-//!   timestamps) and records each new epoch it sees.
+//!   timestamps) and records each new epoch it sees;
+//! - idempotent produce: a leader checks each batch that carries a producer
+//!   id against the partition's producer state ([`crate::producer_state`])
+//!   before appending (a retry gets the original's offsets and is not
+//!   appended; a gap, a fenced epoch or an unknown id is refused). The
+//!   state is a function of the log: it is rebuilt from the log's batch
+//!   headers when first needed after the partition opens, and again after
+//!   any truncation, storage error or compaction; followers apply what they
+//!   replicate, so a new leader after failover recognises retries. (It is
+//!   built on first need rather than at open so that a broker whose
+//!   producers are not idempotent never reads its logs' headers for it.)
 
 use bytes::Bytes;
 
 use crate::controller::PartitionState;
 use crate::error_codes::KafkaErrorCode;
+use crate::producer_state::{last_sequence, AppendCheck, ProducerBatch, ProducerStateConfig, ProducerStateError, ProducerStateManager};
 use crate::replication::{
     EpochEntry, FetchAnswer, FetchResponse, FollowerDecision, FollowerFetch, FollowerState, LeaderEffect, LeaderEpoch,
     LeaderState, LocalLog, MetadataVerdict, Offset, PartitionMetadata, ReplicaId, ReplicationConfig, ReplicationError,
@@ -37,6 +48,9 @@ pub enum PartitionError {
     /// Replication refused (not leader, fenced epoch, too few replicas...).
     #[error(transparent)]
     Replication(#[from] ReplicationError),
+    /// An idempotent producer's batch was refused (out of order, fenced...).
+    #[error(transparent)]
+    ProducerState(#[from] ProducerStateError),
 }
 
 impl KafkaErrorCode for PartitionError {
@@ -44,6 +58,7 @@ impl KafkaErrorCode for PartitionError {
         match self {
             PartitionError::Storage(error) => error.kafka_error_code(),
             PartitionError::Replication(error) => error.kafka_error_code(),
+            PartitionError::ProducerState(error) => error.kafka_error_code(),
         }
     }
 }
@@ -80,6 +95,10 @@ pub(crate) enum Transition {
 pub struct Partition {
     pub(crate) log: PartitionLog,
     pub(crate) role: Role,
+    /// Idempotent producers' state; `None` until first needed, and after
+    /// anything that rewrote the log (rebuilt from the log then).
+    producers: Option<ProducerStateManager>,
+    producer_config: ProducerStateConfig,
 }
 
 /// The core's view of `log`: its offsets and leader epochs, with
@@ -118,12 +137,81 @@ fn batch_headers(records: &[u8]) -> Vec<BatchHeader> {
 impl Partition {
     /// A standalone broker's partition.
     pub(crate) fn standalone(log: PartitionLog) -> Self {
-        Self { log, role: Role::Standalone }
+        Self { log, role: Role::Standalone, producers: None, producer_config: ProducerStateConfig::default() }
     }
 
     /// A cluster broker's partition, before metadata says its role.
     pub(crate) fn cluster(log: PartitionLog) -> Self {
-        Self { log, role: Role::Offline { high_watermark: 0 } }
+        Self { log, role: Role::Offline { high_watermark: 0 }, producers: None, producer_config: ProducerStateConfig::default() }
+    }
+
+    /// Sets `producer.id.expiration.ms`.
+    pub(crate) fn with_producer_id_expiration_ms(mut self, expiration_ms: u64) -> Self {
+        self.producer_config.producer_id_expiration_ms = expiration_ms;
+        self.producers = None;
+        self
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.log.clock.now_ms()).unwrap_or(0)
+    }
+
+    /// The producer state, rebuilt from the log if it was dropped, with
+    /// expired producers forgotten.
+    fn producer_state(&mut self) -> Result<&mut ProducerStateManager, StorageError> {
+        let now_ms = self.now_ms();
+        if self.producers.is_none() {
+            let headers = self.log.batch_headers()?;
+            let state = ProducerStateManager::rebuild(self.producer_config, headers.iter(), self.log.log_start_offset());
+            tracing::debug!(dir = ?self.log.dir(), producers = state.producers().len(), "producer state rebuilt from the log");
+            self.producers = Some(state);
+        }
+        let state = self.producers.as_mut().expect("just built");
+        state.tick(now_ms);
+        Ok(state)
+    }
+
+    /// The log was rewritten (truncated, compacted, or failed): rebuild the
+    /// producer state from it when next needed.
+    pub(crate) fn forget_producer_state(&mut self) {
+        self.producers = None;
+    }
+
+    /// The log start moved forward (retention, DeleteRecords).
+    pub(crate) fn on_log_start_advanced(&mut self) {
+        let start = self.log.log_start_offset();
+        if let Some(state) = &mut self.producers {
+            state.truncate_head(start);
+        }
+    }
+
+    /// For a producer's record set: `None` if no batch carries a producer
+    /// id, else the one idempotent batch (it must be alone, as Kafka
+    /// requires of every v3+ produce) checked against the producer state.
+    fn check_idempotent(&mut self, records: &[u8]) -> Result<Option<(BatchHeader, AppendCheck)>, PartitionError> {
+        let headers = batch_headers(records);
+        let Some(header) = headers.iter().find(|h| h.producer_id >= 0 && !h.is_control()).copied() else { return Ok(None) };
+        let whole: usize = headers.iter().map(|h| h.size_bytes() as usize).sum();
+        if headers.len() != 1 || whole != records.len() {
+            return Err(ProducerStateError::InvalidBatch("a batch with a producer id must be the only batch of its partition's records".into()).into());
+        }
+        if header.last_offset_delta < 0 || header.base_sequence < 0 {
+            return Err(ProducerStateError::InvalidBatch(format!("sequence {} with offset delta {}", header.base_sequence, header.last_offset_delta)).into());
+        }
+        let last_seq = last_sequence(header.base_sequence, header.last_offset_delta);
+        let state = self.producer_state()?;
+        let check = state.check_append(header.producer_id, header.producer_epoch, header.base_sequence, last_seq)?;
+        Ok(Some((header, check)))
+    }
+
+    /// After a leader's append of `header`'s batch at `info`.
+    fn record_idempotent_append(&mut self, header: &BatchHeader, info: &AppendInfo) {
+        let Some(state) = &mut self.producers else { return };
+        let max_timestamp_ms = if info.log_append_time_ms >= 0 { info.log_append_time_ms } else { header.max_timestamp };
+        let stored = BatchHeader { base_offset: info.base_offset, max_timestamp: max_timestamp_ms, ..*header };
+        let batch = ProducerBatch::from_header(&stored).expect("checked as idempotent");
+        debug_assert_eq!(batch.last_offset, info.last_offset);
+        state.record_append(&batch);
     }
 
     /// Offsets below this are committed: consumers may read them.
@@ -176,12 +264,31 @@ impl Partition {
     /// (acks=all) the committed ISR must be at least that large first
     /// (NOT_ENOUGH_REPLICAS, nothing appended).
     pub(crate) fn append_as_leader(&mut self, records: &[u8], min_insync_replicas: Option<usize>) -> Result<AppendInfo, PartitionError> {
-        match &mut self.role {
-            Role::Standalone => Ok(self.log.append(records)?),
+        match &self.role {
+            Role::Standalone => {}
             Role::Leader(leader) => {
                 if let Some(min) = min_insync_replicas {
                     leader.check_enough_replicas(min)?;
                 }
+            }
+            Role::Follower(_) | Role::Offline { .. } => return Err(ReplicationError::NotLeaderOrFollower.into()),
+        }
+        let idempotent = self.check_idempotent(records)?;
+        if let Some((header, AppendCheck::Duplicate { base_offset, last_offset })) = idempotent {
+            tracing::debug!(producer_id = header.producer_id, base_sequence = header.base_sequence, base_offset, "duplicate batch: answered with the original offsets");
+            return Ok(AppendInfo { base_offset, last_offset, log_append_time_ms: -1, batch_count: 1 });
+        }
+        let info = self.append_checked(records)?;
+        if let Some((header, _)) = idempotent {
+            self.record_idempotent_append(&header, &info);
+        }
+        Ok(info)
+    }
+
+    fn append_checked(&mut self, records: &[u8]) -> Result<AppendInfo, PartitionError> {
+        match &mut self.role {
+            Role::Standalone => Ok(self.log.append(records)?),
+            Role::Leader(leader) => {
                 let info = match self.log.append_as_leader(records, leader.leader_epoch()) {
                     Ok(info) => info,
                     Err(error) => {
@@ -270,7 +377,10 @@ impl Partition {
                 let whole: usize = headers.iter().map(|h| h.size_bytes() as usize).sum();
                 self.append_replicated(&records[..whole], &headers, new_log_end_offset)
             }
-            FollowerDecision::TruncateTo { offset } => self.log.truncate_to(offset).map(|_| ()),
+            FollowerDecision::TruncateTo { offset } => {
+                self.forget_producer_state();
+                self.log.truncate_to(offset).map(|_| ())
+            }
         };
         let follower_end = match &self.role {
             Role::Follower(follower) => follower.log_end_offset(),
@@ -285,6 +395,18 @@ impl Partition {
     fn append_replicated(&mut self, records: &[u8], headers: &[BatchHeader], new_log_end_offset: Offset) -> Result<(), StorageError> {
         self.log.append_replicated(records)?;
         debug_assert_eq!(self.log.log_end_offset(), new_log_end_offset, "appended what the core expects");
+        let batches: Vec<ProducerBatch> = headers.iter().filter_map(ProducerBatch::from_header).collect();
+        match &mut self.producers {
+            Some(state) => batches.iter().for_each(|b| state.apply_replicated(b)),
+            // Build it now, so that this replica recognises retries at once
+            // if it becomes leader. It is rebuilt on first need otherwise.
+            None if !batches.is_empty() => {
+                if let Err(error) = self.producer_state() {
+                    tracing::warn!(%error, "producer state not rebuilt; retried when needed");
+                }
+            }
+            None => {}
+        }
         for header in headers {
             if self.log.latest_epoch().is_none_or(|latest| header.partition_leader_epoch > latest) && header.partition_leader_epoch >= 0 {
                 self.log.assign_epoch_start(header.partition_leader_epoch, header.base_offset)?;
@@ -296,6 +418,7 @@ impl Partition {
     /// After a storage error (or any disagreement), rebuild the role's view
     /// of the log from the log itself, keeping the role and epoch.
     fn resync_after_storage_error(&mut self) {
+        self.forget_producer_state();
         let high_watermark = self.high_watermark();
         let local = local_log(&self.log, high_watermark);
         match &mut self.role {
@@ -378,6 +501,7 @@ impl Partition {
                     FollowerState::new(config.clone(), replica_id, leader_id, metadata.leader_epoch, local_log(&self.log, high_watermark));
                 self.role = Role::Follower(Box::new(follower));
                 if let Some(offset) = truncate_to {
+                    self.forget_producer_state();
                     if let Err(error) = self.log.truncate_to(offset) {
                         self.resync_after_storage_error();
                         return Err(error.into());

@@ -379,7 +379,10 @@ fn open_partition_range(
         .map(|partition| {
             let dir = partition_dir(&config.data_dir, name, partition);
             PartitionLog::open(disk.clone(), clock.clone(), dir, log.clone())
-                .map(|log| Arc::new(Mutex::new(if cluster_mode { Partition::cluster(log) } else { Partition::standalone(log) })))
+                .map(|log| {
+                    let partition = if cluster_mode { Partition::cluster(log) } else { Partition::standalone(log) };
+                    Arc::new(Mutex::new(partition.with_producer_id_expiration_ms(config.producer_id_expiration_ms)))
+                })
                 .map_err(|source| TopicError::Storage {
                     topic: name.into(),
                     partition,

@@ -393,6 +393,16 @@ pub fn build_batch(records: &[SimpleRecord]) -> Vec<u8> {
     out
 }
 
+/// Rewrites a batch's producer fields (`producerId`, `producerEpoch`,
+/// `baseSequence`) and refreshes its CRC: an idempotent producer's batch
+/// from one [`build_batch`] made.
+pub fn set_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    refresh_crc(batch);
+}
+
 /// Splits a buffer of concatenated batches into `(position, header)` pairs,
 /// checking lengths only. Errors name the byte position.
 pub fn split_batches(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>, StorageError> {

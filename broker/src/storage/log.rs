@@ -836,6 +836,31 @@ impl PartitionLog {
         Ok(empty(offset))
     }
 
+    /// The header of every batch at or after the log start, in log order
+    /// (for rebuilding producer state). The header of a batch with a
+    /// producer id is taken from the whole batch after its CRC passed, so a
+    /// flipped bit cannot forge producer state; others are read as headers
+    /// only.
+    pub fn batch_headers(&self) -> Result<Vec<BatchHeader>> {
+        let mut headers = Vec::new();
+        let mut buf = [0u8; HEADER_BYTES];
+        for seg in self.segments.values() {
+            let mut pos = 0u64;
+            while pos < seg.size_bytes {
+                let mut h = seg.read_header(pos, &mut buf)?;
+                if h.producer_id >= 0 {
+                    let (bytes, _) = seg.read_batches(pos, &h, 0, i64::MAX)?;
+                    h = BatchHeader::parse(&bytes).ok_or_else(|| StorageError::Corrupt { path: seg.log_path(), position: pos, reason: "short batch".into() })?;
+                }
+                pos += h.size_bytes();
+                if h.last_offset() >= self.log_start_offset {
+                    headers.push(h);
+                }
+            }
+        }
+        Ok(headers)
+    }
+
     /// ListOffsets by timestamp: the first record whose timestamp is >=
     /// `timestamp_ms` (at or after the log start), or `None`. For compressed
     /// batches the batch's base offset and max timestamp are returned.

@@ -7,7 +7,10 @@
 //! not send yet. DeleteTopics v6 may name a topic by id instead of by
 //! name; only names are honoured, and an id-only entry is answered with
 //! UNKNOWN_TOPIC_ID (our topic ids are not Kafka UUIDs, and Metadata does
-//! not hand any out).
+//! not hand any out). InitProducerId stops at v4, the highest kafka-python
+//! 3.x and librdkafka 2.x send; v5 adds only an error code of
+//! transactions (KIP-890), which are not implemented (see
+//! `server/handlers/init_producer_id.rs`).
 
 use kafka_protocol::messages::ApiKey;
 
@@ -24,6 +27,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -39,7 +43,7 @@ mod tests {
     use super::*;
     use kafka_protocol::messages::{
         ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
-        DescribeConfigsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+        DescribeConfigsRequest, InitProducerIdRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -58,6 +62,7 @@ mod tests {
             (ApiKey::OffsetForLeaderEpoch, OffsetForLeaderEpochRequest::VERSIONS),
             (ApiKey::DescribeConfigs, DescribeConfigsRequest::VERSIONS),
             (ApiKey::CreatePartitions, CreatePartitionsRequest::VERSIONS),
+            (ApiKey::InitProducerId, InitProducerIdRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

@@ -12,8 +12,8 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, InitProducerIdRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -44,6 +44,8 @@ pub enum Request {
     DescribeConfigs(DescribeConfigsRequest),
     /// CreatePartitions.
     CreatePartitions(CreatePartitionsRequest),
+    /// InitProducerId.
+    InitProducerId(InitProducerIdRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -111,6 +113,7 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::decode(&mut buf, version)?),
             ApiKey::DescribeConfigs => Request::DescribeConfigs(DescribeConfigsRequest::decode(&mut buf, version)?),
             ApiKey::CreatePartitions => Request::CreatePartitions(CreatePartitionsRequest::decode(&mut buf, version)?),
+            ApiKey::InitProducerId => Request::InitProducerId(InitProducerIdRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;

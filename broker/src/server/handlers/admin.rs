@@ -231,7 +231,10 @@ pub(super) fn delete_records(broker: &Broker, request: DeleteRecordsRequest) -> 
                     }
                     let log = &mut partition.log;
                     match log.delete_records(offset) {
-                        Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                        Ok(low_watermark) => {
+                            partition.on_log_start_advanced();
+                            result.with_low_watermark(low_watermark)
+                        }
                         Err(error) => result.with_error_code(error.kafka_error_code()),
                     }
                 })

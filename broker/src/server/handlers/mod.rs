@@ -13,6 +13,7 @@ use crate::wire::{encode_response, DecodeError, Request, SUPPORTED_APIS};
 mod admin;
 mod describe_configs;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
@@ -89,6 +90,11 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
             };
             encode(ApiKey::CreatePartitions, header, &response)
         }
+        Request::InitProducerId(request) => encode(
+            ApiKey::InitProducerId,
+            header,
+            &init_producer_id::init_producer_id(broker, request),
+        ),
         Request::DeleteRecords(request) => encode(ApiKey::DeleteRecords, header, &delete_records(broker, request)),
         Request::DeleteTopics(request) => {
             let response = match &broker.cluster {
