@@ -54,9 +54,11 @@ sim-build:
 sim: sim-build
 	$(SIM_BIN) run --scenario $(SCENARIO) --seed $(SEED)
 
-## sweep: many seeds, e.g. make sweep SEEDS=1..1000
+## sweep: many seeds, e.g. make sweep SEEDS=1..1000; optional SHARD=2/3 (every
+## third seed, see README "Sweeps in CI"), JSON=FILE and JUNIT=FILE (reports)
 sweep: sim-build
-	$(SIM_BIN) sweep --scenario $(SCENARIO) --seeds $(SEEDS)
+	$(SIM_BIN) sweep --scenario $(SCENARIO) --seeds $(SEEDS) $(if $(SHARD),--shard $(SHARD)) \
+	  $(if $(JSON),--json $(JSON)) $(if $(JUNIT),--junit $(JUNIT))
 
 ## release: the production broker, target/release/dlog-broker
 release:

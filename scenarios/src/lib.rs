@@ -7,6 +7,8 @@
 
 pub mod corpus;
 pub mod history;
+pub mod shard;
+pub mod sweep_report;
 #[cfg(madsim)]
 mod controller_chaos;
 #[cfg(madsim)]

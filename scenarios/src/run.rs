@@ -104,6 +104,8 @@ pub struct RunOutcome {
     pub report: Report,
     /// Figures the scenario measured.
     pub notes: Vec<String>,
+    /// Virtual time the run lasted, in nanoseconds.
+    pub simulated_ns: u64,
 }
 
 /// Why a run produced no verdict.
@@ -124,6 +126,9 @@ pub enum RunError {
         schedule: String,
         /// The history so far.
         history: String,
+        /// Virtual time until it failed, in nanoseconds (None if the run
+        /// died where the time could not be read).
+        simulated_ns: Option<u64>,
     },
     /// The recorded history did not parse (a bug in the recorder).
     #[error("history did not parse: {0}")]
@@ -248,8 +253,12 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
     runtime.set_time_limit(Duration::from_secs(600));
     let scenario = options.scenario.clone();
     let recorder = history.clone();
+    let elapsed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(ELAPSED_UNKNOWN));
+    let stopwatch = VirtualStopwatch(elapsed.clone());
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async move {
+            // Dropped when the scenario ends (or unwinds), inside the runtime.
+            let _stopwatch = stopwatch;
             match scenario.as_str() {
                 "single-node-crash" => crate::single_node_crash::run(setup, recorder).await,
                 "controller-chaos" => crate::controller_chaos::run(setup, recorder, Faults::Plan).await,
@@ -260,6 +269,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
         })
     }));
     let history_text = history.to_jsonl();
+    let simulated_ns = Some(elapsed.load(std::sync::atomic::Ordering::SeqCst)).filter(|ns| *ns != ELAPSED_UNKNOWN);
     let run = match result {
         Ok(Ok(run)) => run,
         Ok(Err(reason)) => {
@@ -267,6 +277,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
                 reason,
                 schedule: String::new(),
                 history: history_text,
+                simulated_ns,
             })
         }
         Err(panic) => {
@@ -279,6 +290,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
                 reason: format!("panicked: {reason}"),
                 schedule: String::new(),
                 history: history_text,
+                simulated_ns,
             });
         }
     };
@@ -292,7 +304,24 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
         trace_hash: run.trace_hash,
         report,
         notes: run.notes,
+        simulated_ns: simulated_ns.expect("a scenario that returned ended inside the runtime"),
     })
+}
+
+/// `VirtualStopwatch`'s value until it has read the clock.
+const ELAPSED_UNKNOWN: u64 = u64::MAX;
+
+/// Reads the runtime's virtual time when dropped. Reading the clock draws
+/// no randomness and schedules nothing, so a run with it is the same run.
+struct VirtualStopwatch(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for VirtualStopwatch {
+    fn drop(&mut self) {
+        if let Some(time) = madsim::time::TimeHandle::try_current() {
+            let ns = u64::try_from(time.elapsed().as_nanos()).unwrap_or(ELAPSED_UNKNOWN - 1);
+            self.0.store(ns, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 /// The command that replays a run.
@@ -347,19 +376,39 @@ pub fn sweep(
     options_for: impl Fn(u64) -> RunOptions + Sync,
     visit: impl Fn(&RunOptions, Result<RunOutcome, RunError>) -> bool + Sync,
 ) {
+    let (first, last) = seeds.into_inner();
+    if first > last {
+        return;
+    }
+    let seeds = crate::shard::Shard::WHOLE.seeds(first, last);
+    sweep_seeds(seeds, jobs, options_for, |options, result, _wall| visit(options, result));
+}
+
+/// As [`sweep`], over one shard's seeds (taken in increasing order), also
+/// handing `visit` the host time each run took. That time is measured
+/// outside the runtime and never enters it: it is a report, not an input.
+pub fn sweep_seeds(
+    seeds: crate::shard::ShardSeeds,
+    jobs: usize,
+    options_for: impl Fn(u64) -> RunOptions + Sync,
+    visit: impl Fn(&RunOptions, Result<RunOutcome, RunError>, Duration) -> bool + Sync,
+) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let next = AtomicU64::new(*seeds.start());
+    let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::SeqCst);
-                if seed > *seeds.end() || stop.load(Ordering::SeqCst) {
+                let Some(seed) = seeds.nth(next.fetch_add(1, Ordering::SeqCst)) else { break };
+                if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let options = options_for(seed);
+                #[allow(clippy::disallowed_methods)] // host time, for the report only
+                let started = std::time::Instant::now();
                 let result = run_seed(&options);
-                if visit(&options, result) {
+                let wall = started.elapsed();
+                if visit(&options, result, wall) {
                     stop.store(true, Ordering::SeqCst);
                 }
             });

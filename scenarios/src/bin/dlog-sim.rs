@@ -5,7 +5,12 @@
 //! dlog-sim run --scenario single-node-crash --seed 7 [--history FILE] [--trace FILE]
 //!              [--config KEY=VALUE]... [--check-determinism]
 //! dlog-sim sweep --scenario single-node-crash --seeds 1..200 [--jobs 2] [--all]
+//!                [--config KEY=VALUE]... [--shard I/N] [--json FILE] [--junit FILE]
 //! ```
+//! `--shard I/N` runs the seeds `s` of the range with `(s - first) mod N ==
+//! I - 1` (see `scenarios::shard`); `--json` writes a line per seed and
+//! `--junit` a JUnit XML report (see `scenarios::sweep_report`). On a
+//! terminal, a sweep shows a progress bar on stderr.
 //! Exit status: 0 valid, 1 anomalies found (invalid), 2 the run itself
 //! failed (or this is not a simulation build).
 
@@ -64,6 +69,16 @@ enum Command {
         /// Print a line for every seed, not just the failing ones.
         #[arg(long)]
         all: bool,
+        /// Run only shard I of N: the seeds s with (s - first) mod N = I - 1,
+        /// so N jobs with 1/N ... N/N cover the range exactly once.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<scenarios::shard::Shard>,
+        /// Write one JSON line per seed here (in seed order).
+        #[arg(long, value_name = "FILE")]
+        json: Option<std::path::PathBuf>,
+        /// Write a JUnit XML report here: a testcase per seed.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<std::path::PathBuf>,
     },
 }
 
@@ -106,8 +121,20 @@ fn main() {
             jobs,
             config,
             all,
+            shard,
+            json,
+            junit,
         } => match parse_seeds(&seeds) {
-            Ok(range) => sim_build::sweep(scenario, range, jobs, config, all),
+            Ok(range) => sim_build::sweep(sim_build::SweepArgs {
+                scenario,
+                range,
+                jobs,
+                config,
+                all,
+                shard: shard.unwrap_or(scenarios::shard::Shard::WHOLE),
+                json,
+                junit,
+            }),
             Err(message) => {
                 eprintln!("{message}");
                 2
@@ -129,11 +156,14 @@ fn main() {
 
 #[cfg(madsim)]
 mod sim_build {
+    use std::io::{IsTerminal, Write};
     use std::path::PathBuf;
     use std::sync::Mutex;
 
     use checker::Validity;
-    use scenarios::run::{replay_command, run_seed, schedule, RunError, RunOptions};
+    use scenarios::run::{replay_command, run_seed, schedule, RunError, RunOptions, RunOutcome};
+    use scenarios::shard::Shard;
+    use scenarios::sweep_report::{junit_xml, InOrder, SeedRecord, SweepInfo, Verdict};
 
     fn write(path: &PathBuf, text: &str) -> bool {
         match std::fs::write(path, text) {
@@ -256,8 +286,7 @@ mod sim_build {
     }
 
     /// Adds a run's numeric figures ("elections: 7") into per-name totals.
-    fn add_figures(totals: &Mutex<std::collections::BTreeMap<String, (u64, u64)>>, notes: &[String]) {
-        let mut totals = totals.lock().unwrap_or_else(|e| e.into_inner());
+    fn add_figures(totals: &mut std::collections::BTreeMap<String, (u64, u64)>, notes: &[String]) {
         for note in notes {
             let Some((name, rest)) = note.split_once(": ") else { continue };
             let Some(value) = rest.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) else { continue };
@@ -267,14 +296,120 @@ mod sim_build {
         }
     }
 
-    /// One seed's result in a sweep.
-    enum SeedResult {
-        Valid,
-        Invalid(Vec<String>),
-        Failed(String),
+    /// What `dlog-sim sweep` was asked to do.
+    pub struct SweepArgs {
+        pub scenario: String,
+        /// First and last seed, both included.
+        pub range: (u64, u64),
+        pub jobs: Option<usize>,
+        pub config: Vec<String>,
+        /// A line for every seed, not just failing ones.
+        pub all: bool,
+        pub shard: Shard,
+        pub json: Option<PathBuf>,
+        pub junit: Option<PathBuf>,
     }
 
-    pub fn sweep(scenario: String, (first, last): (u64, u64), jobs: Option<usize>, config: Vec<String>, all: bool) -> i32 {
+    /// How a sweep shows how far it got: a bar on stderr when stderr is a
+    /// terminal; otherwise nothing beyond the per-seed lines on stdout.
+    enum Progress {
+        Bar(indicatif::ProgressBar),
+        Lines,
+    }
+
+    impl Progress {
+        fn new(seeds: u64) -> Progress {
+            if !std::io::stderr().is_terminal() {
+                return Progress::Lines;
+            }
+            let bar = indicatif::ProgressBar::new(seeds);
+            let style = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} seeds, eta {eta}  {msg}")
+                .map(|style| style.progress_chars("=> "))
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            Progress::Bar(bar)
+        }
+
+        /// Prints a line on stdout, out of the bar's way.
+        fn println(&self, line: &str) {
+            match self {
+                Progress::Bar(bar) => bar.suspend(|| println!("{line}")),
+                Progress::Lines => println!("{line}"),
+            }
+        }
+
+        fn advance(&self, invalid: usize, failed: usize) {
+            if let Progress::Bar(bar) = self {
+                bar.set_message(format!("{invalid} invalid, {failed} failed"));
+                bar.inc(1);
+            }
+        }
+
+        fn finish(&self) {
+            if let Progress::Bar(bar) = self {
+                bar.finish_and_clear();
+            }
+        }
+    }
+
+    /// What the threads of a sweep share, behind one lock.
+    struct SweepState {
+        records: Vec<SeedRecord>,
+        figures: std::collections::BTreeMap<String, (u64, u64)>,
+        /// `--json`: the file and the lines waiting for an earlier seed.
+        json: Option<(std::fs::File, InOrder<String>)>,
+        /// The first error writing `--json`, reported at the end.
+        json_error: Option<String>,
+    }
+
+    /// A seed's outcome as a record for `--json` and `--junit`.
+    fn record_of(options: &RunOptions, outcome: &Result<RunOutcome, RunError>, wall: std::time::Duration) -> SeedRecord {
+        let seconds = |ns: u64| ns as f64 / 1e9;
+        let (verdict, anomalies, reason, simulated_seconds, events) = match outcome {
+            Ok(outcome) => {
+                let (verdict, anomalies, reason) = match outcome.report.valid {
+                    Validity::Valid => (Verdict::Valid, Vec::new(), None),
+                    Validity::Invalid => (Verdict::Invalid, outcome.report.disallowed().iter().map(|s| s.to_string()).collect(), None),
+                    Validity::Unknown => (Verdict::Failed, Vec::new(), Some("checker verdict unknown".to_string())),
+                };
+                (verdict, anomalies, reason, Some(seconds(outcome.simulated_ns)), outcome.history.lines().count())
+            }
+            Err(error) => {
+                let (simulated, events) = match error {
+                    RunError::Failed { simulated_ns, history, .. } => (simulated_ns.map(seconds), history.lines().count()),
+                    _ => (None, 0),
+                };
+                (Verdict::Failed, Vec::new(), Some(error.to_string()), simulated, events)
+            }
+        };
+        SeedRecord {
+            scenario: options.scenario.clone(),
+            seed: options.seed,
+            verdict,
+            anomalies,
+            reason,
+            simulated_seconds,
+            wall_ms: u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
+            events: events as u64,
+            config: options.config.clone(),
+            replay: replay_command(options),
+        }
+    }
+
+    /// Creates (truncates) an output file before any seed runs, so a bad
+    /// path fails at once rather than after the sweep.
+    fn create(path: &PathBuf) -> Option<std::fs::File> {
+        match std::fs::File::create(path) {
+            Ok(file) => Some(file),
+            Err(error) => {
+                eprintln!("cannot write {}: {error}", path.display());
+                None
+            }
+        }
+    }
+
+    pub fn sweep(args: SweepArgs) -> i32 {
+        let SweepArgs { scenario, range: (first, last), jobs, config, all, shard, json, junit } = args;
         if scenarios::find(&scenario).is_none() {
             eprintln!("unknown scenario {scenario:?} (see `dlog-sim list`)");
             return 2;
@@ -282,53 +417,118 @@ mod sim_build {
         let jobs = jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
-        let results: Mutex<Vec<(u64, SeedResult)>> = Mutex::new(Vec::new());
-        let print_lock = Mutex::new(());
-        let figures = Mutex::new(std::collections::BTreeMap::new());
+        let json_file = match &json {
+            Some(path) => match create(path) {
+                Some(file) => Some(file),
+                None => return 2,
+            },
+            None => None,
+        };
+        let junit_file = match &junit {
+            Some(path) => match create(path) {
+                Some(file) => Some(file),
+                None => return 2,
+            },
+            None => None,
+        };
+        let seeds = shard.seeds(first, last);
+        if !shard.is_whole() {
+            let which = match (seeds.nth(0), seeds.nth(seeds.len().saturating_sub(1))) {
+                (Some(a), Some(b)) => format!("{a} to {b}, one in {}", shard.count()),
+                _ => "none".to_string(),
+            };
+            println!("shard {shard} of seeds {first}..{last}: {} seeds ({which})", seeds.len());
+        }
+        let progress = Progress::new(seeds.len());
+        let state = Mutex::new(SweepState {
+            records: Vec::new(),
+            figures: std::collections::BTreeMap::new(),
+            json: json_file.map(|file| (file, InOrder::default())),
+            json_error: None,
+        });
         let options_for = |seed| RunOptions {
             scenario: scenario.clone(),
             seed,
             config: config.clone(),
         };
-        scenarios::run::sweep(first..=last, jobs, options_for, |options, outcome| {
+        scenarios::run::sweep_seeds(seeds, jobs, options_for, |options, outcome, wall| {
             let seed = options.seed;
-            let result = match outcome {
-                Ok(outcome) => {
-                    add_figures(&figures, &outcome.notes);
-                    match outcome.report.valid {
-                        Validity::Valid => SeedResult::Valid,
-                        Validity::Invalid => SeedResult::Invalid(outcome.report.disallowed().iter().map(|s| s.to_string()).collect()),
-                        Validity::Unknown => SeedResult::Failed("checker verdict unknown".into()),
+            let record = record_of(options, &outcome, wall);
+            let line = match record.verdict {
+                Verdict::Valid => all.then(|| format!("seed {seed:>6}: valid")),
+                Verdict::Invalid => Some(format!("seed {seed:>6}: INVALID ({})  replay: {}", record.anomalies.join(", "), record.replay)),
+                Verdict::Failed => Some(format!(
+                    "seed {seed:>6}: RUN FAILED ({})  replay: {}",
+                    record.reason.as_deref().unwrap_or_default(),
+                    record.replay
+                )),
+            };
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(outcome) = &outcome {
+                add_figures(&mut state.figures, &outcome.notes);
+            }
+            if let Some(line) = line {
+                progress.println(&line);
+            }
+            let position = seeds.position(seed).expect("the sweep runs only the shard's seeds");
+            let json_line = record.to_json_line();
+            state.records.push(record);
+            let state = &mut *state;
+            if let Some((file, order)) = &mut state.json {
+                for due in order.push(position, json_line) {
+                    if let Err(error) = file.write_all(due.as_bytes()) {
+                        state.json_error.get_or_insert_with(|| error.to_string());
                     }
                 }
-                Err(error) => SeedResult::Failed(error.to_string()),
-            };
-            let line = match &result {
-                SeedResult::Valid => all.then(|| format!("seed {seed:>6}: valid")),
-                SeedResult::Invalid(names) => Some(format!("seed {seed:>6}: INVALID ({})  replay: {}", names.join(", "), replay_command(options))),
-                SeedResult::Failed(reason) => Some(format!("seed {seed:>6}: RUN FAILED ({reason})  replay: {}", replay_command(options))),
-            };
-            if let Some(line) = line {
-                let _guard = print_lock.lock().unwrap_or_else(|e| e.into_inner());
-                println!("{line}");
             }
-            results.lock().unwrap_or_else(|e| e.into_inner()).push((seed, result));
+            let invalid = state.records.iter().filter(|r| r.verdict == Verdict::Invalid).count();
+            let failed = state.records.iter().filter(|r| r.verdict == Verdict::Failed).count();
+            progress.advance(invalid, failed);
             false
         });
-        let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-        let valid = results.iter().filter(|(_, r)| matches!(r, SeedResult::Valid)).count();
-        let invalid = results.iter().filter(|(_, r)| matches!(r, SeedResult::Invalid(_))).count();
-        let failed = results.iter().filter(|(_, r)| matches!(r, SeedResult::Failed(_))).count();
+        progress.finish();
+        let mut state = state.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut status_on_write = 0;
+        if let Some((mut file, order)) = state.json.take() {
+            // Lines held back for a seed that never ran (none unless a run
+            // stopped the sweep early).
+            for due in order.rest() {
+                if let Err(error) = file.write_all(due.as_bytes()) {
+                    state.json_error.get_or_insert_with(|| error.to_string());
+                }
+            }
+            if let Some(error) = &state.json_error {
+                eprintln!("cannot write {}: {error}", json.as_ref().map_or_else(String::new, |p| p.display().to_string()));
+                status_on_write = 2;
+            }
+        }
+        state.records.sort_by_key(|r| r.seed);
+        let records = &state.records;
+        if let (Some(mut file), Some(path)) = (junit_file, &junit) {
+            let info = SweepInfo {
+                scenario: scenario.clone(),
+                seeds: (first, last),
+                shard: (!shard.is_whole()).then(|| shard.to_string()),
+                config: config.clone(),
+            };
+            if let Err(error) = file.write_all(junit_xml(&info, records).as_bytes()) {
+                eprintln!("cannot write {}: {error}", path.display());
+                status_on_write = 2;
+            }
+        }
+        let valid = records.iter().filter(|r| r.verdict == Verdict::Valid).count();
+        let invalid = records.iter().filter(|r| r.verdict == Verdict::Invalid).count();
+        let failed = records.iter().filter(|r| r.verdict == Verdict::Failed).count();
         println!(
             "sweep {scenario} seeds {first}..{last}: {} runs, {valid} valid, {invalid} invalid, {failed} failed",
-            results.len()
+            records.len()
         );
-        for (name, (total, runs)) in figures.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            println!("  {name}: {total} over {runs} runs ({:.1} per run)", total as f64 / runs.max(1) as f64);
+        for (name, (total, runs)) in &state.figures {
+            println!("  {name}: {total} over {runs} runs ({:.1} per run)", *total as f64 / (*runs).max(1) as f64);
         }
         if invalid > 0 {
             1
-        } else if failed > 0 {
+        } else if failed > 0 || status_on_write != 0 {
             2
         } else {
             0
