@@ -83,3 +83,46 @@ pub fn assert_every_seed_valid(
     let invalid = invalid.into_inner().unwrap_or_else(|e| e.into_inner());
     assert!(invalid.is_empty(), "{scenario} with {config:?}: anomalies:\n{}", invalid.join("\n"));
 }
+
+/// A standalone `dlog-broker` process, killed when dropped (tests that run
+/// real clients against the real binary).
+#[cfg(not(madsim))]
+pub struct BrokerProcess(pub std::process::Child);
+
+#[cfg(not(madsim))]
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A local port nobody listens on now.
+#[cfg(not(madsim))]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts a standalone broker on `127.0.0.1:port` over `data_dir` and waits
+/// (up to 20 s) until it accepts connections.
+#[cfg(not(madsim))]
+pub fn start_standalone_broker(port: u16, data_dir: &std::path::Path) -> BrokerProcess {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let child = Command::new(workspace_binary("dlog-broker"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dlog-broker starts");
+    #[allow(clippy::disallowed_methods)] // a real process needs real time
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        assert!(now < deadline, "dlog-broker did not listen on {port} within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    BrokerProcess(child)
+}

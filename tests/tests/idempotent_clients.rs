@@ -8,43 +8,13 @@
 //! process handed out.
 #![cfg(not(madsim))]
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use dlog_tests::workspace_binary;
+use dlog_tests::{free_port, start_standalone_broker, BrokerProcess};
 
-struct BrokerProcess(Child);
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_broker(port: u16, data_dir: &Path) -> BrokerProcess {
-    let child = Command::new(workspace_binary("dlog-broker"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dlog-broker starts");
-    #[allow(clippy::disallowed_methods)] // a real process needs real time
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        #[allow(clippy::disallowed_methods)]
-        let now = Instant::now();
-        assert!(now < deadline, "dlog-broker did not listen on {port} within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    BrokerProcess(child)
+fn start_broker(port: u16, data_dir: &std::path::Path) -> BrokerProcess {
+    start_standalone_broker(port, data_dir)
 }
 
 fn python(args: &[&str]) -> String {
