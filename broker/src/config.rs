@@ -186,6 +186,16 @@ pub struct BrokerConfig {
     /// A producer id idle this long (by its last batch's timestamp) is
     /// forgotten by each partition (`producer.id.expiration.ms`).
     pub producer_id_expiration_ms: u64,
+    /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`,
+    /// Kafka's default 50). Fixed once the topic exists: a group's
+    /// coordinator follows from it.
+    pub offsets_topic_num_partitions: i32,
+    /// Replication factor of `__consumer_offsets`
+    /// (`offsets.topic.replication.factor`, default 3, capped by the live
+    /// brokers when the topic is created).
+    pub offsets_topic_replication_factor: i16,
+    /// The group coordinator's settings (`group.*`, `offsets.retention.*`).
+    pub group: crate::group::GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -224,6 +234,9 @@ impl Default for BrokerConfig {
             delayed_produce_max: 1_024,
             replication_truncate_to_high_watermark: false,
             producer_id_expiration_ms: crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            group: crate::group::GroupConfig::default(),
         }
     }
 }
@@ -307,6 +320,14 @@ impl BrokerConfig {
         "replication.delayed_produce_max",
         "replication.truncate_to_high_watermark",
         "producer.id.expiration.ms",
+        "offsets.topic.num.partitions",
+        "offsets.topic.replication.factor",
+        "offsets.retention.minutes",
+        "offsets.retention.check.interval.ms",
+        "group.initial.rebalance.delay.ms",
+        "group.min.session.timeout.ms",
+        "group.max.session.timeout.ms",
+        "group.fence.generations",
     ];
 
     /// Applies one `KEY=VALUE` pair.
@@ -360,6 +381,17 @@ impl BrokerConfig {
             "replication.delayed_produce_max" => self.delayed_produce_max = parse_number(key, value)?,
             "replication.truncate_to_high_watermark" => self.replication_truncate_to_high_watermark = parse_bool(key, value)?,
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = parse_number(key, value)?,
+            "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse_number(key, value)?,
+            "offsets.topic.replication.factor" => self.offsets_topic_replication_factor = parse_number(key, value)?,
+            "offsets.retention.minutes" => {
+                let minutes: u64 = parse_number(key, value)?;
+                self.group.offsets_retention_ms = minutes.saturating_mul(60_000);
+            }
+            "offsets.retention.check.interval.ms" => self.group.offsets_retention_check_interval_ms = parse_number(key, value)?,
+            "group.initial.rebalance.delay.ms" => self.group.initial_rebalance_delay_ms = parse_number(key, value)?,
+            "group.min.session.timeout.ms" => self.group.min_session_timeout_ms = parse_number(key, value)?,
+            "group.max.session.timeout.ms" => self.group.max_session_timeout_ms = parse_number(key, value)?,
+            "group.fence.generations" => self.group.fence_generations = parse_bool(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())
@@ -378,6 +410,18 @@ impl BrokerConfig {
             return Err(ConfigError::Inconsistent {
                 key: "min.insync.replicas",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self.offsets_topic_num_partitions < 1 {
+            return Err(ConfigError::Inconsistent { key: "offsets.topic.num.partitions", reason: "must be at least 1".into() });
+        }
+        if self.offsets_topic_replication_factor < 1 {
+            return Err(ConfigError::Inconsistent { key: "offsets.topic.replication.factor", reason: "must be at least 1".into() });
+        }
+        if self.group.min_session_timeout_ms > self.group.max_session_timeout_ms {
+            return Err(ConfigError::Inconsistent {
+                key: "group.min.session.timeout.ms",
+                reason: "must not exceed group.max.session.timeout.ms".into(),
             });
         }
         if !roles.broker && !roles.controller {

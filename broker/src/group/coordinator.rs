@@ -301,6 +301,16 @@ impl GroupCoordinator {
         }
     }
 
+    /// Whether `partition` is loaded or loading here.
+    pub fn owns(&self, partition: i32) -> bool {
+        self.owned.contains_key(&partition)
+    }
+
+    /// The partitions loaded or loading here.
+    pub fn owned_partitions(&self) -> Vec<i32> {
+        self.owned.keys().copied().collect()
+    }
+
     /// Whether this coordinator serves `group_id` now.
     pub fn check_coordinator(&self, group_id: &str) -> Result<(), GroupError> {
         match self.owned.get(&self.partition_of(group_id)) {

@@ -20,6 +20,7 @@
 
 pub mod cluster;
 mod cluster_handlers;
+mod groups;
 mod handlers;
 mod partition;
 pub mod producer_ids;
@@ -92,6 +93,8 @@ pub struct Broker {
     pub(crate) clean_shutdown: bool,
     /// Hands out producer ids for InitProducerId (see `producer_ids`).
     pub(crate) producer_ids: Mutex<producer_ids::ProducerIdAllocator>,
+    /// The group coordinator (see `groups`).
+    pub(crate) groups: groups::GroupDriver,
     /// This broker itself, for the tasks it starts (fetchers, AlterPartition).
     self_ref: std::sync::Weak<Broker>,
     trace: Option<TraceHook>,
@@ -144,6 +147,7 @@ impl Broker {
             replication: replica_driver::ReplicaDriver::default(),
             clean_shutdown,
             producer_ids: Mutex::new(producer_ids),
+            groups: groups::GroupDriver::default(),
             self_ref: self_ref.clone(),
             trace,
         }))

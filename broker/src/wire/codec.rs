@@ -12,8 +12,10 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
+    ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -46,6 +48,28 @@ pub enum Request {
     CreatePartitions(CreatePartitionsRequest),
     /// InitProducerId.
     InitProducerId(InitProducerIdRequest),
+    /// FindCoordinator.
+    FindCoordinator(FindCoordinatorRequest),
+    /// JoinGroup.
+    JoinGroup(JoinGroupRequest),
+    /// SyncGroup.
+    SyncGroup(SyncGroupRequest),
+    /// Heartbeat.
+    Heartbeat(HeartbeatRequest),
+    /// LeaveGroup.
+    LeaveGroup(LeaveGroupRequest),
+    /// OffsetCommit.
+    OffsetCommit(OffsetCommitRequest),
+    /// OffsetFetch.
+    OffsetFetch(OffsetFetchRequest),
+    /// OffsetDelete.
+    OffsetDelete(OffsetDeleteRequest),
+    /// ListGroups.
+    ListGroups(ListGroupsRequest),
+    /// DescribeGroups.
+    DescribeGroups(DescribeGroupsRequest),
+    /// DeleteGroups.
+    DeleteGroups(DeleteGroupsRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -114,6 +138,17 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::DescribeConfigs => Request::DescribeConfigs(DescribeConfigsRequest::decode(&mut buf, version)?),
             ApiKey::CreatePartitions => Request::CreatePartitions(CreatePartitionsRequest::decode(&mut buf, version)?),
             ApiKey::InitProducerId => Request::InitProducerId(InitProducerIdRequest::decode(&mut buf, version)?),
+            ApiKey::FindCoordinator => Request::FindCoordinator(FindCoordinatorRequest::decode(&mut buf, version)?),
+            ApiKey::JoinGroup => Request::JoinGroup(JoinGroupRequest::decode(&mut buf, version)?),
+            ApiKey::SyncGroup => Request::SyncGroup(SyncGroupRequest::decode(&mut buf, version)?),
+            ApiKey::Heartbeat => Request::Heartbeat(HeartbeatRequest::decode(&mut buf, version)?),
+            ApiKey::LeaveGroup => Request::LeaveGroup(LeaveGroupRequest::decode(&mut buf, version)?),
+            ApiKey::OffsetCommit => Request::OffsetCommit(OffsetCommitRequest::decode(&mut buf, version)?),
+            ApiKey::OffsetFetch => Request::OffsetFetch(OffsetFetchRequest::decode(&mut buf, version)?),
+            ApiKey::OffsetDelete => Request::OffsetDelete(OffsetDeleteRequest::decode(&mut buf, version)?),
+            ApiKey::ListGroups => Request::ListGroups(ListGroupsRequest::decode(&mut buf, version)?),
+            ApiKey::DescribeGroups => Request::DescribeGroups(DescribeGroupsRequest::decode(&mut buf, version)?),
+            ApiKey::DeleteGroups => Request::DeleteGroups(DeleteGroupsRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;

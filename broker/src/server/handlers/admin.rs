@@ -77,7 +77,7 @@ pub(super) fn delete_topics(broker: &Broker, request: DeleteTopicsRequest) -> De
 }
 
 /// Creates a topic, or finds it if another request created it first.
-pub(super) fn create_topic(broker: &Broker, name: &str, meta: TopicMeta) -> Result<(), TopicError> {
+pub(in crate::server) fn create_topic(broker: &Broker, name: &str, meta: TopicMeta) -> Result<(), TopicError> {
     let mut topics_guard = broker.topics.lock().unwrap_or_else(|e| e.into_inner());
     if topics_guard.contains_key(name) {
         return Err(TopicError::AlreadyExists(name.into()));

@@ -13,13 +13,18 @@ use crate::wire::{encode_response, DecodeError, Request, SUPPORTED_APIS};
 mod admin;
 mod describe_configs;
 mod fetch;
+mod find_coordinator;
+mod group_admin;
+mod group_membership;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
+mod offsets;
 mod produce;
 
 use admin::{create_partitions, create_topics, delete_records, delete_topics};
+pub(super) use admin::create_topic;
 pub(super) use admin::{check_partition_growth, delete_targets, deletion_result, partitions_result};
 use fetch::fetch;
 use list_offsets::list_offsets;
@@ -102,6 +107,35 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
                 None => delete_topics(broker, request),
             };
             encode(ApiKey::DeleteTopics, header, &response)
+        }
+        Request::FindCoordinator(request) => {
+            let response = find_coordinator::find_coordinator(broker, header, request).await;
+            encode(ApiKey::FindCoordinator, header, &response)
+        }
+        Request::JoinGroup(request) => {
+            let response = group_membership::join_group(broker, header, request).await;
+            encode(ApiKey::JoinGroup, header, &response)
+        }
+        Request::SyncGroup(request) => {
+            let response = group_membership::sync_group(broker, header, request).await;
+            encode(ApiKey::SyncGroup, header, &response)
+        }
+        Request::Heartbeat(request) => encode(ApiKey::Heartbeat, header, &group_membership::heartbeat(broker, request)),
+        Request::LeaveGroup(request) => encode(ApiKey::LeaveGroup, header, &group_membership::leave_group(broker, header, request)),
+        Request::OffsetCommit(request) => {
+            let response = offsets::offset_commit(broker, request).await;
+            encode(ApiKey::OffsetCommit, header, &response)
+        }
+        Request::OffsetFetch(request) => encode(ApiKey::OffsetFetch, header, &offsets::offset_fetch(broker, header, request)),
+        Request::OffsetDelete(request) => {
+            let response = offsets::offset_delete(broker, request).await;
+            encode(ApiKey::OffsetDelete, header, &response)
+        }
+        Request::ListGroups(request) => encode(ApiKey::ListGroups, header, &group_admin::list_groups(broker, request)),
+        Request::DescribeGroups(request) => encode(ApiKey::DescribeGroups, header, &group_admin::describe_groups(broker, header, request)),
+        Request::DeleteGroups(request) => {
+            let response = group_admin::delete_groups(broker, request).await;
+            encode(ApiKey::DeleteGroups, header, &response)
         }
     }
 }

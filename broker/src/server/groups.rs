@@ -1,0 +1,345 @@
+//! The group coordinator's driver: connects the sans-IO core
+//! ([`crate::group::GroupCoordinator`]) to the `__consumer_offsets` logs,
+//! the clock and the requests that wait for the rest of their group.
+//!
+//! - **Where groups live.** `__consumer_offsets` is a compacted topic with
+//!   `offsets.topic.num.partitions` partitions, created on first need (the
+//!   first FindCoordinator or group request). A group's records go to
+//!   partition `partition_for_group(group_id)` (Java's `String.hashCode`,
+//!   as Kafka chooses).
+//! - **Who coordinates.** Standalone, this broker coordinates every group.
+//!   In cluster mode the coordinator of a group is the leader of its
+//!   partition: FindCoordinator names that broker, and a broker loads a
+//!   partition's groups the first time it serves a group of it as leader
+//!   (COORDINATOR_LOAD_IN_PROGRESS is never seen by a client: loading reads
+//!   the local log synchronously). A broker that stops leading the
+//!   partition unloads its groups (checked on every request and every
+//!   tick), answering waiting requests NOT_COORDINATOR, so clients look the
+//!   coordinator up again.
+//! - **Durability.** A commit's records are appended as the partition's
+//!   leader; in cluster mode the commit is answered only once the high
+//!   watermark passes them (acks=all with `min.insync.replicas`), so an
+//!   acknowledged commit survives a coordinator failover. Only then does
+//!   OffsetFetch see the new offsets ([`GroupCoordinator::commit_appended`]).
+//!   Group metadata records (a new generation) are appended the same way
+//!   but not waited for: a lost one only costs members a rejoin.
+//! - **Waiting requests.** JoinGroup and SyncGroup may wait for the rest of
+//!   the group: the driver hands the core a waiter id and parks the request
+//!   on a oneshot channel, completed when the core emits the answer.
+//! - **Time.** A ticker (every 100 ms of the broker's clock, started with
+//!   the coordinator) drives session timeouts, join deadlines and offset
+//!   expiry.
+//!
+//! Lock order: the core's lock, then a partition's lock; nothing takes a
+//! partition's lock and then the core's.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::oneshot;
+
+use crate::group::records::OffsetsRecord;
+use crate::group::{GroupCoordinator, GroupError, GroupOutput, JoinResponse, SyncResponse, Waiter};
+use crate::replication::ProduceOutcome;
+use crate::server::topics::TopicMeta;
+use crate::server::Broker;
+use crate::storage::{build_batch, parse_records, split_batches, SimpleRecord};
+
+/// The internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// How often the coordinator's clock ticks.
+const TICK_MS: u64 = 100;
+
+/// Most bytes read per step while loading a partition.
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+/// A delayed JoinGroup or SyncGroup answer.
+pub(crate) enum Delayed {
+    Join(JoinResponse),
+    Sync(SyncResponse),
+}
+
+/// The coordinator's state on one broker.
+#[derive(Default)]
+pub(crate) struct GroupDriver {
+    /// The core; created on first use.
+    core: Mutex<Option<GroupCoordinator>>,
+    /// Requests waiting for their group.
+    waiters: Mutex<BTreeMap<Waiter, oneshot::Sender<Delayed>>>,
+    next_waiter: AtomicU64,
+    ticking: AtomicBool,
+}
+
+/// A durable append still waiting for replication.
+pub(crate) type ReplicationWait = Option<oneshot::Receiver<ProduceOutcome>>;
+
+impl GroupDriver {
+    /// A waiter id and the channel its answer arrives on.
+    pub(crate) fn park(&self) -> (Waiter, oneshot::Receiver<Delayed>) {
+        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(waiter, sender);
+        (waiter, receiver)
+    }
+
+    /// Forgets a waiter answered at once (it was never parked in the core).
+    pub(crate) fn unpark(&self, waiter: Waiter) {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&waiter);
+    }
+
+    fn complete(&self, waiter: Waiter, answer: Delayed) {
+        let sender = self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&waiter);
+        if let Some(sender) = sender {
+            // The client may have gone; nothing to do then.
+            let _ = sender.send(answer);
+        }
+    }
+}
+
+impl Broker {
+    /// Runs `f` on the coordinator core, after making sure `group_id`'s
+    /// partition is loaded here if this broker leads it (or unloaded if it
+    /// no longer does); then carries out what the core asked for. The core
+    /// itself answers NOT_COORDINATOR for groups of partitions not loaded.
+    pub(crate) fn with_group_coordinator<T>(&self, group_id: Option<&str>, f: impl FnOnce(&mut GroupCoordinator, u64) -> T) -> Result<T, GroupError> {
+        if self.topic(OFFSETS_TOPIC).is_none() && self.cluster.is_none() {
+            self.create_offsets_topic_standalone()?;
+        }
+        self.start_group_ticker();
+        let now_ms = self.now_ms();
+        let mut guard = self.groups.core.lock().unwrap_or_else(|e| e.into_inner());
+        let core = guard.get_or_insert_with(|| self.new_group_coordinator());
+        if let Some(group_id) = group_id {
+            let partition = core.partition_of(group_id);
+            self.sync_partition_ownership(core, partition, now_ms);
+        }
+        let value = f(core, now_ms);
+        let outputs = core.take_outputs();
+        self.carry_out(core, outputs);
+        Ok(value)
+    }
+
+    fn new_group_coordinator(&self) -> GroupCoordinator {
+        // The member-id stream of this broker: its own, from the seed.
+        let rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ 0x6772_6f75_7073 ^ u64::from(self.config.node_id.unsigned_abs()));
+        GroupCoordinator::new(self.config.group.clone(), self.config.offsets_topic_num_partitions, rng)
+    }
+
+    /// Standalone: creates `__consumer_offsets` (compacted).
+    fn create_offsets_topic_standalone(&self) -> Result<(), GroupError> {
+        let meta = TopicMeta {
+            partitions: self.config.offsets_topic_num_partitions,
+            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
+        };
+        match super::handlers::create_topic(self, OFFSETS_TOPIC, meta) {
+            Ok(()) => {
+                tracing::info!(partitions = self.config.offsets_topic_num_partitions, "created {OFFSETS_TOPIC}");
+                Ok(())
+            }
+            Err(super::TopicError::AlreadyExists(_)) => Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, "creating {OFFSETS_TOPIC} failed");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Whether this broker leads `partition` of `__consumer_offsets` now.
+    fn leads_offsets_partition(&self, partition: i32) -> bool {
+        if self.cluster.is_some() {
+            // Only an already-open partition: opening it is the role
+            // change's job, not a group request's.
+            let Some(topic) = self.topic(OFFSETS_TOPIC) else { return false };
+            let Some(log) = usize::try_from(partition).ok().and_then(|i| topic.partitions.get(i).cloned()) else { return false };
+            let log = log.lock().unwrap_or_else(|e| e.into_inner());
+            return log.check_leader(None).is_ok();
+        }
+        self.topic(OFFSETS_TOPIC).is_some_and(|t| usize::try_from(partition).is_ok_and(|i| i < t.partitions.len()))
+    }
+
+    /// Loads or unloads `partition`'s groups so the core's ownership
+    /// matches this broker's leadership.
+    fn sync_partition_ownership(&self, core: &mut GroupCoordinator, partition: i32, now_ms: u64) {
+        let leads = self.leads_offsets_partition(partition);
+        let owned = core.owns(partition);
+        if leads && !owned {
+            self.load_offsets_partition(core, partition, now_ms);
+        } else if !leads && owned {
+            tracing::info!(partition, "no longer leading this {OFFSETS_TOPIC} partition: its groups are unloaded");
+            core.unload(partition);
+        }
+    }
+
+    /// Replays `partition` of `__consumer_offsets` into the core.
+    fn load_offsets_partition(&self, core: &mut GroupCoordinator, partition: i32, now_ms: u64) {
+        core.begin_load(partition);
+        let Some(log) = self.topic(OFFSETS_TOPIC).and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i).cloned())) else {
+            core.unload(partition);
+            return;
+        };
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let end = log.log.log_end_offset();
+        let mut offset = log.log.log_start_offset();
+        let (mut records, mut skipped) = (0u64, 0u64);
+        while offset < end {
+            let read = match log.log.read_bounded(offset, LOAD_READ_BYTES, end) {
+                Ok(read) => read,
+                Err(error) => {
+                    // The groups of this partition stay unserved (NOT_COORDINATOR
+                    // after unload); the next request tries again.
+                    tracing::warn!(partition, offset, %error, "loading {OFFSETS_TOPIC} failed");
+                    core.unload(partition);
+                    return;
+                }
+            };
+            if read.next_offset <= offset {
+                break;
+            }
+            offset = read.next_offset;
+            let Ok(batches) = split_batches(&read.records) else {
+                tracing::warn!(partition, offset, "a {OFFSETS_TOPIC} read did not split into batches; skipped");
+                continue;
+            };
+            for (position, header) in batches {
+                if header.is_control() {
+                    continue;
+                }
+                let bytes = &read.records[position..position + header.size_bytes() as usize];
+                match parse_records(bytes) {
+                    Ok(parsed) => {
+                        for record in parsed {
+                            match OffsetsRecord::decode(record.key, record.value) {
+                                Ok(Some(decoded)) => {
+                                    core.load_record(partition, decoded, now_ms);
+                                    records += 1;
+                                }
+                                Ok(None) => skipped += 1,
+                                Err(error) => {
+                                    skipped += 1;
+                                    tracing::warn!(partition, %error, "a {OFFSETS_TOPIC} record did not decode; skipped");
+                                }
+                            }
+                        }
+                    }
+                    Err(error) => tracing::warn!(partition, %error, "a {OFFSETS_TOPIC} batch did not parse; skipped"),
+                }
+            }
+        }
+        core.finish_load(partition, now_ms);
+        tracing::info!(partition, records, skipped, "loaded the groups of a {OFFSETS_TOPIC} partition");
+    }
+
+    /// Sends delayed answers and appends the records the core asked for
+    /// (not waited for: group metadata and tombstones).
+    fn carry_out(&self, core: &mut GroupCoordinator, outputs: Vec<GroupOutput>) {
+        for output in outputs {
+            match output {
+                GroupOutput::Join { waiter, response } => self.groups.complete(waiter, Delayed::Join(response)),
+                GroupOutput::Sync { waiter, response } => self.groups.complete(waiter, Delayed::Sync(response)),
+                GroupOutput::Append { group_id, records } => {
+                    let partition = core.partition_of(&group_id);
+                    if let Err(error) = self.append_offsets_records(partition, &records, false) {
+                        tracing::warn!(group = %group_id, ?error, "appending group records failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends `records` to `partition` of `__consumer_offsets` as its
+    /// leader. With `durable`, returns the wait for the high watermark to
+    /// pass them (cluster mode).
+    pub(crate) fn append_offsets_records(&self, partition: i32, records: &[OffsetsRecord], durable: bool) -> Result<ReplicationWait, GroupError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let log = self
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i).cloned()))
+            .ok_or(GroupError::NotCoordinator)?;
+        let timestamp_ms = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
+        let simple: Vec<SimpleRecord> = records
+            .iter()
+            .map(|record| {
+                let (key, value) = record.encode();
+                SimpleRecord { key: Some(key), value, timestamp_ms }
+            })
+            .collect();
+        let batch = build_batch(&simple);
+        let min_insync_replicas = self.config.min_insync_replicas;
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let info = log.append_as_leader(&batch, durable.then_some(min_insync_replicas)).map_err(|error| {
+            tracing::debug!(partition, %error, "{OFFSETS_TOPIC} append refused");
+            match error {
+                super::PartitionError::Replication(crate::replication::ReplicationError::NotLeaderOrFollower) => GroupError::NotCoordinator,
+                _ => GroupError::CoordinatorNotAvailable,
+            }
+        })?;
+        self.appended.notify_waiters();
+        let mut wait = None;
+        if durable && log.is_replicated() {
+            let (request_id, receiver) = self.replication.register_produce();
+            let deadline_ms = self.now_ms().saturating_add(self.config.controller_request_timeout_ms.max(5_000));
+            match log.wait_for_replication(request_id, info.last_offset + 1, min_insync_replicas, deadline_ms) {
+                Ok(()) => wait = Some(receiver),
+                Err(_) => {
+                    self.replication.forget_produce(request_id);
+                    return Err(GroupError::CoordinatorNotAvailable);
+                }
+            }
+        }
+        let effects = log.take_effects();
+        drop(log);
+        self.dispatch_effects(OFFSETS_TOPIC, partition, effects);
+        Ok(wait)
+    }
+
+    /// Waits for a durable append (see [`Broker::append_offsets_records`]).
+    pub(crate) async fn await_replication(wait: ReplicationWait) -> Result<(), GroupError> {
+        let Some(receiver) = wait else { return Ok(()) };
+        match receiver.await {
+            Ok(Ok(())) => Ok(()),
+            // Not replicated in time, or this broker stopped leading: the
+            // commit's fate is unknown, and the client retries it.
+            Ok(Err(_)) | Err(_) => Err(GroupError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// Starts the coordinator's clock once.
+    fn start_group_ticker(&self) {
+        if self.groups.ticking.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Some(broker) = self.self_ref.upgrade() else { return };
+        tokio::spawn(async move {
+            let weak = Arc::downgrade(&broker);
+            drop(broker);
+            loop {
+                tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
+                let Some(broker) = weak.upgrade() else { return };
+                broker.tick_groups();
+            }
+        });
+    }
+
+    /// One tick: ownership follows leadership, then sessions and deadlines.
+    fn tick_groups(&self) {
+        let now_ms = self.now_ms();
+        let mut guard = self.groups.core.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(core) = guard.as_mut() else { return };
+        for partition in core.owned_partitions() {
+            if !self.leads_offsets_partition(partition) {
+                tracing::info!(partition, "no longer leading this {OFFSETS_TOPIC} partition: its groups are unloaded");
+                core.unload(partition);
+            }
+        }
+        core.tick(now_ms);
+        let outputs = core.take_outputs();
+        self.carry_out(core, outputs);
+    }
+}
