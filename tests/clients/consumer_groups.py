@@ -3,7 +3,7 @@
 1. kafka-python: two KafkaConsumer()s in one group subscribe to a topic of
    six partitions; once both are assigned, they own disjoint sets of
    partitions that together cover all six, and between them read every
-   record produced.
+   record produced. When one closes, the other comes to own all six.
 2. confluent-kafka: a consumer with auto-commit (the default) reads part of
    a topic and closes (which commits); a second consumer of the same group
    resumes at the committed offset: nothing is skipped, and what the first
@@ -67,8 +67,6 @@ def two_consumers_split_partitions(bootstrap):
         both_assigned = all(assignments) and not (assignments[0] & assignments[1])
         if both_assigned and assignments[0] | assignments[1] == set(range(PARTITIONS)) and set(seen[0]) | set(seen[1]) >= expected:
             break
-    for consumer in consumers:
-        consumer.close()
     if not all(assignments):
         fail("kafka-python: a consumer got no partitions: %s" % assignments)
     if assignments[0] & assignments[1]:
@@ -78,8 +76,18 @@ def two_consumers_split_partitions(bootstrap):
     missing = expected - set(seen[0]) - set(seen[1])
     if missing:
         fail("kafka-python: %d records never read, e.g. %s" % (len(missing), sorted(missing)[:3]))
-    print("kafka-python: two consumers own %s and %s, and read all %d records" % (
-        sorted(assignments[0]), sorted(assignments[1]), len(expected)))
+    split = (sorted(assignments[0]), sorted(assignments[1]))
+    # One leaves: the group rebalances and the other owns every partition.
+    consumers[0].close()
+    deadline = time.time() + 60
+    while time.time() < deadline and {tp.partition for tp in consumers[1].assignment()} != set(range(PARTITIONS)):
+        consumers[1].poll(timeout_ms=200)
+    remaining = sorted(tp.partition for tp in consumers[1].assignment())
+    consumers[1].close()
+    if remaining != list(range(PARTITIONS)):
+        fail("kafka-python: after one consumer closed the other owns %s, not all %d partitions" % (remaining, PARTITIONS))
+    print("kafka-python: two consumers own %s and %s, and read all %d records; once one closed, the other owned all %d" % (
+        split[0], split[1], len(expected), PARTITIONS))
     return group, topic
 
 
