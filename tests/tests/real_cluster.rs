@@ -388,25 +388,15 @@ async fn kafka_python_deletes_and_recreates_a_topic_in_a_three_node_cluster() {
     );
 }
 
-/// A real Kafka client at its default settings (confluent-kafka, that is
-/// librdkafka: acks=all, retries) writes a topic with replication factor 3
-/// on a cluster with `min.insync.replicas=2`, while the test SIGKILLs the
-/// partition's leader and later starts it again. Every acknowledged record
-/// is then read back from the new leader at the offset it was acknowledged
-/// at (`tests/clients/replicated_failover.py` checks it), and `kcat -L`
-/// shows three replicas and, once the restarted node caught up, three
-/// in-sync replicas.
-#[tokio::test]
-async fn confluent_kafka_keeps_every_acknowledged_record_through_a_leader_sigkill() {
+/// Runs a client script that drives faults by printing `KILL <node id>`
+/// (answered by killing the node and creating `control/killed`) and
+/// `RESTART <node id>` (`control/restarted`), and must end with `ok`:
+/// every line it printed.
+async fn run_control_script(cluster: &mut RealCluster, dir: &Path, script: &str, bootstrap: &[String]) -> Vec<String> {
     use std::io::BufRead;
-    let dir = std::env::temp_dir().join(format!("dlog-real-cluster-failover-{}", std::process::id()));
-    let mut cluster = RealCluster::start_with(&dir, &["min.insync.replicas=2"]).await;
-    let bootstrap: Vec<String> = (0..NODES).map(|node| cluster.bootstrap(node)).collect();
-    // Wait until the quorum has a leader and takes topics.
-    create_topic(&bootstrap[0], "warm-up").await;
     let control = dir.join("control");
     std::fs::create_dir_all(&control).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/replicated_failover.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients").join(script);
     let mut child = Command::new("python3")
         .arg(&script)
         .arg(bootstrap.join(","))
@@ -452,9 +442,29 @@ async fn confluent_kafka_keeps_every_acknowledged_record_through_a_leader_sigkil
     }
     assert!(
         finished && status.success() && seen.last().map(String::as_str) == Some("ok"),
-        "confluent-kafka script failed ({status}):\n{}\n{stderr}",
+        "{} failed ({status}):\n{}\n{stderr}",
+        script.display(),
         seen.join("\n")
     );
+    seen
+}
+
+/// A real Kafka client at its default settings (confluent-kafka, that is
+/// librdkafka: acks=all, retries) writes a topic with replication factor 3
+/// on a cluster with `min.insync.replicas=2`, while the test SIGKILLs the
+/// partition's leader and later starts it again. Every acknowledged record
+/// is then read back from the new leader at the offset it was acknowledged
+/// at (`tests/clients/replicated_failover.py` checks it), and `kcat -L`
+/// shows three replicas and, once the restarted node caught up, three
+/// in-sync replicas.
+#[tokio::test]
+async fn confluent_kafka_keeps_every_acknowledged_record_through_a_leader_sigkill() {
+    let dir = std::env::temp_dir().join(format!("dlog-real-cluster-failover-{}", std::process::id()));
+    let mut cluster = RealCluster::start_with(&dir, &["min.insync.replicas=2"]).await;
+    let bootstrap: Vec<String> = (0..NODES).map(|node| cluster.bootstrap(node)).collect();
+    // Wait until the quorum has a leader and takes topics.
+    create_topic(&bootstrap[0], "warm-up").await;
+    let seen = run_control_script(&mut cluster, &dir, "replicated_failover.py", &bootstrap).await;
     println!("{}", seen.join("\n"));
 
     // kcat, at its defaults, sees three replicas and, once the restarted
@@ -476,4 +486,21 @@ async fn confluent_kafka_keeps_every_acknowledged_record_through_a_leader_sigkil
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("kcat -L never showed 3 replicas and 3 in-sync replicas:\n{last}");
+}
+
+/// In the three-process cluster, SIGKILL a consumer group's coordinator
+/// (`tests/clients/group_coordinator_failover.py`, confluent-kafka at its
+/// defaults): the group goes on with a new coordinator, resumes exactly at
+/// the offsets committed before the kill, and commits again.
+#[tokio::test]
+async fn confluent_kafka_group_survives_a_coordinator_sigkill() {
+    let dir = std::env::temp_dir().join(format!("dlog-real-cluster-groups-{}", std::process::id()));
+    // A dead follower leaves the ISR after 5 s, so acks=all commits to a
+    // partition it followed go on with two replicas.
+    let mut cluster = RealCluster::start_with(&dir, &["min.insync.replicas=2", "replica.lag.time.max.ms=5000"]).await;
+    let bootstrap: Vec<String> = (0..NODES).map(|node| cluster.bootstrap(node)).collect();
+    create_topic(&bootstrap[0], "warm-up").await;
+    let seen = run_control_script(&mut cluster, &dir, "group_coordinator_failover.py", &bootstrap).await;
+    println!("{}", seen.join("\n"));
+    assert!(seen.iter().any(|l| l.contains("resumed at offset 10 on all 3 partitions")), "{}", seen.join("\n"));
 }

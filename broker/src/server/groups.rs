@@ -150,12 +150,11 @@ impl Broker {
     }
 
     /// Whether this broker leads `partition` of `__consumer_offsets` now.
+    /// In cluster mode the partition is opened here if the last view
+    /// assigns it to this broker (it then takes the view's role at once).
     fn leads_offsets_partition(&self, partition: i32) -> bool {
         if self.cluster.is_some() {
-            // Only an already-open partition: opening it is the role
-            // change's job, not a group request's.
-            let Some(topic) = self.topic(OFFSETS_TOPIC) else { return false };
-            let Some(log) = usize::try_from(partition).ok().and_then(|i| topic.partitions.get(i).cloned()) else { return false };
+            let Ok(log) = self.partition(OFFSETS_TOPIC, partition) else { return false };
             let log = log.lock().unwrap_or_else(|e| e.into_inner());
             return log.check_leader(None).is_ok();
         }
