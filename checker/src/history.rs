@@ -56,6 +56,11 @@ pub enum F {
     /// A read of a system-written, never-decreasing integer (e.g. a
     /// partition's leader epoch); judged by the `epoch` module.
     Epoch,
+    /// A consumer group's offset commit; judged by the `groups` module.
+    Commit,
+    /// A group member learning its assignment for a generation (the end of a
+    /// SyncGroup); judged by the `groups` module.
+    Assignment,
     Nemesis,
 }
 
@@ -73,6 +78,8 @@ impl F {
             F::Cas => "cas",
             F::Append => "append",
             F::Epoch => "epoch",
+            F::Commit => "commit",
+            F::Assignment => "assignment",
             F::Nemesis => "nemesis",
         }
     }
@@ -90,11 +97,14 @@ impl F {
             "cas" => F::Cas,
             "append" => F::Append,
             "epoch" => F::Epoch,
+            "commit" => F::Commit,
+            "assignment" => F::Assignment,
             _ => return None,
         })
     }
 
-    /// Operations checked by the log checks.
+    /// Operations checked by the log checks (consumer-group operations are
+    /// not among them: see [`F::is_group`]).
     pub fn is_log(self) -> bool {
         matches!(self, F::Send | F::Poll | F::Txn | F::Assign | F::Subscribe)
     }
@@ -109,6 +119,14 @@ impl F {
     /// "register" (or "log+register").
     pub fn is_keyed(self) -> bool {
         self.is_register() || self == F::Epoch
+    }
+
+    /// Consumer-group operations (`commit`, `assignment`): part of the log
+    /// model (a history with any gets model "log" or "log+register"), judged
+    /// by the `groups` module only. They are neither reads nor writes, and
+    /// stay out of the dependency graph and its real-time edges.
+    pub fn is_group(self) -> bool {
+        matches!(self, F::Commit | F::Assignment)
     }
 }
 
@@ -136,6 +154,52 @@ pub enum RegValue {
     Append(Option<String>),
 }
 
+/// The payload of a consumer-group operation. Key ids name partitions, in
+/// the same table as the log operations' keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupValue {
+    /// `{"group", "generation", "offsets": {KEY: OFFSET, ...}}`, plus an
+    /// optional `"member"` the checks ignore. Offsets are the next offset
+    /// the group will consume, one per key, sorted by key name.
+    Commit {
+        group: String,
+        generation: i64,
+        member: Option<String>,
+        offsets: Vec<(KeyId, i64)>,
+    },
+    /// `{"group", "generation", "member"}`, plus `"keys"` on an ok
+    /// completion only: the keys assigned to the member for the generation,
+    /// in the order given.
+    Assignment {
+        group: String,
+        generation: i64,
+        member: String,
+        keys: Option<Vec<KeyId>>,
+    },
+}
+
+impl GroupValue {
+    pub fn group(&self) -> &str {
+        match self {
+            GroupValue::Commit { group, .. } | GroupValue::Assignment { group, .. } => group,
+        }
+    }
+
+    pub fn generation(&self) -> i64 {
+        match self {
+            GroupValue::Commit { generation, .. } | GroupValue::Assignment { generation, .. } => *generation,
+        }
+    }
+
+    /// Every key id the value names.
+    pub fn key_ids(&self) -> Vec<KeyId> {
+        match self {
+            GroupValue::Commit { offsets, .. } => offsets.iter().map(|(k, _)| *k).collect(),
+            GroupValue::Assignment { keys, .. } => keys.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// The typed `value` of an event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
@@ -146,6 +210,9 @@ pub enum Payload {
     /// fail/info completions that carry no value; the epoch observed on an ok
     /// completion.
     Epoch(Option<i64>),
+    /// The payload of a `commit` or `assignment`: `None` on a fail/info
+    /// completion whose value is null.
+    Group(Option<GroupValue>),
     /// `crash` events: the value is kept but means nothing to the checks.
     Opaque(Value),
     /// Nemesis events keep their free-form `f` and `value`.
@@ -238,6 +305,7 @@ impl History {
                         Micro::Poll { reads } => reads.iter().any(|(k, _)| bad(*k)),
                     }),
                     Payload::Keys(ks) => ks.iter().any(|k| bad(*k)),
+                    Payload::Group(Some(g)) => g.key_ids().into_iter().any(bad),
                     _ => false,
                 };
             if any_bad {
@@ -275,6 +343,9 @@ impl History {
                 Process::Client(p) => p,
             };
             if e.ty == EventType::Invoke {
+                if e.f.is_group() {
+                    check_group_invoke(e)?;
+                }
                 if let Some(&open) = pending.get(&p) {
                     let open_line = events[ops[open].invoke as usize].line;
                     return err(
@@ -302,6 +373,9 @@ impl History {
                     pending.remove(&p);
                     if ops[open].f.is_log() {
                         check_aligned(&events[ops[open].invoke as usize], e)?;
+                    }
+                    if ops[open].f.is_group() {
+                        check_group_aligned(&events[ops[open].invoke as usize], e)?;
                     }
                     ops[open].completion = Some(idx32);
                     ops[open].outcome = outcome;
@@ -419,3 +493,61 @@ fn check_aligned(invoke: &Event, completion: &Event) -> Result<(), ParseError> {
     Ok(())
 }
 
+
+/// A consumer-group invocation carries its whole value (an assignment's
+/// keys excepted: the member does not know them yet).
+fn check_group_invoke(invoke: &Event) -> Result<(), ParseError> {
+    match &invoke.value {
+        Payload::Group(Some(GroupValue::Assignment { keys: Some(_), .. })) => {
+            err(invoke.line, "an invoked assignment cannot know its keys yet")
+        }
+        Payload::Group(Some(_)) => Ok(()),
+        _ => err(invoke.line, format!("an invoked {} must carry its value object", invoke.f.as_str())),
+    }
+}
+
+/// A consumer-group completion repeats its invocation's value: an ok one
+/// always (an ok assignment adding its keys), a fail or info one unless its
+/// value is null.
+fn check_group_aligned(invoke: &Event, completion: &Event) -> Result<(), ParseError> {
+    let f = completion.f.as_str();
+    let (Payload::Group(Some(a)), Payload::Group(b)) = (&invoke.value, &completion.value) else {
+        return err(completion.line, format!("the {f} on line {} has no value object", invoke.line));
+    };
+    let Some(b) = b else {
+        if completion.ty == EventType::Ok {
+            return err(completion.line, format!("an ok {f} must repeat its invocation's value, not null"));
+        }
+        return Ok(());
+    };
+    let same = match (a, b) {
+        (GroupValue::Commit { .. }, GroupValue::Commit { .. }) => a == b,
+        (
+            GroupValue::Assignment { group: g1, generation: n1, member: m1, .. },
+            GroupValue::Assignment { group: g2, generation: n2, member: m2, keys },
+        ) => {
+            match (completion.ty, keys) {
+                (EventType::Ok, None) => {
+                    return err(completion.line, "an ok assignment must list the keys assigned (\"keys\")")
+                }
+                (EventType::Fail | EventType::Info, Some(_)) => {
+                    return err(
+                        completion.line,
+                        format!("a {} assignment learned no keys: its value must be null or the invocation's", completion.ty.as_str()),
+                    )
+                }
+                _ => {}
+            }
+            g1 == g2 && n1 == n2 && m1 == m2
+        }
+        _ => false,
+    };
+    if !same {
+        let what = if completion.f == F::Commit { "group, generation, member or offsets" } else { "group, generation or member" };
+        return err(
+            completion.line,
+            format!("the completed {f}'s {what} differ from its invocation's on line {}", invoke.line),
+        );
+    }
+    Ok(())
+}

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::history::{Event, History, Micro, Payload, Process, RegValue};
+use crate::history::{Event, GroupValue, History, Micro, Payload, Process, RegValue};
 
 impl History {
     /// The event as a format-v1 JSON object again (for reports).
@@ -40,9 +40,34 @@ impl History {
                 RegValue::Append(s) => s.clone().map(Value::from).unwrap_or(Value::Null),
             },
             Payload::Epoch(v) => v.map(Value::from).unwrap_or(Value::Null),
+            Payload::Group(None) => Value::Null,
+            Payload::Group(Some(g)) => self.group_json(g),
             Payload::Opaque(v) => v.clone(),
             Payload::Nemesis { value, .. } => value.clone(),
         }
+    }
+
+    fn group_json(&self, g: &GroupValue) -> Value {
+        let mut obj = serde_json::Map::new();
+        obj.insert("group".into(), Value::from(g.group()));
+        obj.insert("generation".into(), Value::from(g.generation()));
+        match g {
+            GroupValue::Commit { member, offsets, .. } => {
+                if let Some(m) = member {
+                    obj.insert("member".into(), Value::from(m.as_str()));
+                }
+                let offsets: serde_json::Map<String, Value> =
+                    offsets.iter().map(|(k, o)| (self.key_name(*k).to_string(), Value::from(*o))).collect();
+                obj.insert("offsets".into(), Value::Object(offsets));
+            }
+            GroupValue::Assignment { member, keys, .. } => {
+                obj.insert("member".into(), Value::from(member.as_str()));
+                if let Some(ks) = keys {
+                    obj.insert("keys".into(), ks.iter().map(|k| Value::from(self.key_name(*k))).collect());
+                }
+            }
+        }
+        Value::Object(obj)
     }
 
     pub(crate) fn micro_json(&self, m: &Micro) -> Value {

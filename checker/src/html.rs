@@ -5,7 +5,8 @@
 //!
 //! Drawn: the verdict and anomalies; per key with anomalies, a grid of
 //! offsets by reading process with conflicts coloured; a timeline of
-//! operations per process with nemesis intervals shaded; for a
+//! client operations per process (consumer-group commits and assignments
+//! too, labelled with their values) with nemesis intervals shaded; for a
 //! nonlinearizable key, the longest linearization found, Porcupine-style.
 //! The x axis of drawings is the event's position in the history.
 //!

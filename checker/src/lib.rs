@@ -1,5 +1,6 @@
 //! DistributedLog's history checker: the Kafka-style log anomaly catalogue,
-//! exactly-once checks, and register/kv linearizability, in one tool.
+//! exactly-once checks, consumer-group commit and assignment checks, and
+//! register/kv linearizability, in one tool.
 //!
 //! ```no_run
 //! let text = std::fs::read_to_string("history.jsonl").unwrap();
@@ -14,6 +15,7 @@
 pub mod epoch;
 pub mod fxhash;
 pub mod gen;
+pub mod groups;
 pub mod history;
 mod history_json;
 pub mod html;
@@ -55,8 +57,10 @@ impl Default for Options {
 
 /// Checks a history with default options, choosing the model from its
 /// operations: log operations get the log checks, register operations
-/// (read/write/cas/append) get linearizability, and `epoch` reads (part of
-/// the register model) the `epoch-regression` check.
+/// (read/write/cas/append) get linearizability, `epoch` reads (part of
+/// the register model) the `epoch-regression` check, and consumer-group
+/// operations (`commit`, `assignment`; part of the log model) the
+/// `commit-regression` and `assignment-conflict` checks.
 pub fn check(h: &History) -> Report {
     check_with(h, &Options::default())
 }
@@ -67,6 +71,10 @@ pub fn check_with(h: &History, opts: &Options) -> Report {
     let has_linear = h.ops.iter().any(|o| o.f.is_register());
     let has_epoch = h.ops.iter().any(|o| o.f == history::F::Epoch);
     let has_register = has_linear || has_epoch;
+    let has_group = h.ops.iter().any(|o| o.f.is_group());
+    // Consumer-group operations belong to the log model, though the log
+    // checks ignore them (see checker/HISTORY.md, "Choosing the model").
+    let has_log_model = has_log || has_group;
     let mut stats: BTreeMap<String, Value> = BTreeMap::new();
     stats.insert("events".into(), Value::from(h.events.len()));
     stats.insert("ops".into(), Value::from(h.ops.len()));
@@ -75,7 +83,7 @@ pub fn check_with(h: &History, opts: &Options) -> Report {
     let mut anomalies = report::Anomalies::default();
     let mut allowed = Vec::new();
     let mut unknown_reasons = Vec::new();
-    if has_log || !has_register {
+    if has_log_model || !has_register {
         let (found, log_stats) = log::check(h);
         anomalies.merge(found);
         stats.insert("graph_nodes".into(), Value::from(log_stats.graph_nodes));
@@ -95,7 +103,14 @@ pub fn check_with(h: &History, opts: &Options) -> Report {
         stats.insert("epoch_keys".into(), Value::from(ep.keys_checked));
         stats.insert("epoch_ops".into(), Value::from(ep.ops_checked));
     }
-    let model = match (has_log, has_register) {
+    if has_group {
+        let gr = groups::check(h);
+        anomalies.merge(gr.anomalies);
+        stats.insert("groups".into(), Value::from(gr.groups));
+        stats.insert("commit_ops".into(), Value::from(gr.commit_ops));
+        stats.insert("assignment_ops".into(), Value::from(gr.assignment_ops));
+    }
+    let model = match (has_log_model, has_register) {
         (true, true) => "log+register",
         (false, true) => "register",
         _ => "log",

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::history::{err, Event, EventType, History, KeyId, Micro, ParseError, Payload, Process, RegValue, F};
+use crate::history::{err, Event, EventType, GroupValue, History, KeyId, Micro, ParseError, Payload, Process, RegValue, F};
 
 #[derive(Deserialize)]
 struct RawEvent<'a> {
@@ -144,6 +144,16 @@ fn renumber(e: &mut Event, remap: &[KeyId]) {
             }
         }
         Payload::Keys(ks) => {
+            for k in ks {
+                *k = remap[*k as usize];
+            }
+        }
+        Payload::Group(Some(GroupValue::Commit { offsets, .. })) => {
+            for (k, _) in offsets {
+                *k = remap[*k as usize];
+            }
+        }
+        Payload::Group(Some(GroupValue::Assignment { keys: Some(ks), .. })) => {
             for k in ks {
                 *k = remap[*k as usize];
             }
@@ -294,7 +304,74 @@ fn parse_payload(f: F, ty: EventType, v: &Value, keys: &mut KeyTable) -> Result<
             Value::String(s) => Ok(Payload::Register(RegValue::Append(Some(s.clone())))),
             other => Err(format!("append value must be a string, not {other}")),
         },
+        F::Commit | F::Assignment => parse_group(f, ty, v, keys).map(Payload::Group),
     }
+}
+
+/// The value of a `commit` or `assignment`. Shape rules that compare an
+/// event with its invocation (or need to know it is one) are in
+/// `history::check_group_*`, so in-memory histories get them too.
+fn parse_group(f: F, ty: EventType, v: &Value, keys: &mut KeyTable) -> Result<Option<GroupValue>, String> {
+    let name = f.as_str();
+    let obj = match v {
+        Value::Null if matches!(ty, EventType::Fail | EventType::Info) => return Ok(None),
+        Value::Object(o) => o,
+        other => return Err(format!("{name} value must be an object, not {other}")),
+    };
+    let allowed: &[&str] = if f == F::Commit {
+        &["group", "generation", "member", "offsets"]
+    } else {
+        &["group", "generation", "member", "keys"]
+    };
+    if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!("{name} value has an unknown field {extra:?} (fields: {})", allowed.join(", ")));
+    }
+    let group = match obj.get("group") {
+        Some(Value::String(g)) => g.clone(),
+        Some(other) => return Err(format!("{name} group must be a string, not {other}")),
+        None => return Err(format!("{name} value must name its \"group\"")),
+    };
+    let generation = match obj.get("generation") {
+        Some(g) => as_int(g, &format!("{name} generation"))?,
+        None => return Err(format!("{name} value must carry its \"generation\"")),
+    };
+    let member = match obj.get("member") {
+        Some(Value::String(m)) => Some(m.clone()),
+        Some(other) => return Err(format!("{name} member must be a string, not {other}")),
+        None => None,
+    };
+    if f == F::Commit {
+        let offsets = match obj.get("offsets") {
+            Some(Value::Object(m)) => m,
+            Some(other) => return Err(format!("commit offsets must be an object {{KEY: OFFSET, ...}}, not {other}")),
+            None => return Err("commit value must carry its \"offsets\"".into()),
+        };
+        let mut named: Vec<(&str, i64)> = Vec::with_capacity(offsets.len());
+        for (k, o) in offsets {
+            named.push((k.as_str(), as_int(o, &format!("commit offset of {k:?}"))?));
+        }
+        // Key-name order, so that equality does not depend on key numbering.
+        named.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        named.dedup_by(|a, b| a.0 == b.0);
+        let offsets = named.into_iter().map(|(k, o)| (keys.intern(k), o)).collect();
+        return Ok(Some(GroupValue::Commit { group, generation, member, offsets }));
+    }
+    let Some(member) = member else {
+        return Err("assignment value must name its \"member\"".into());
+    };
+    let keys = match obj.get("keys") {
+        None => None,
+        Some(Value::Array(list)) => {
+            let mut ks = Vec::with_capacity(list.len());
+            for k in list {
+                let k = k.as_str().ok_or_else(|| format!("assignment keys must be strings, not {k}"))?;
+                ks.push(keys.intern(k));
+            }
+            Some(ks)
+        }
+        Some(other) => return Err(format!("assignment keys must be a list of keys, not {other}")),
+    };
+    Ok(Some(GroupValue::Assignment { group, generation, member, keys }))
 }
 
 fn parse_micro(m: &Value, ty: EventType, keys: &mut KeyTable) -> Result<Micro, String> {

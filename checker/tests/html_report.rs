@@ -1,5 +1,6 @@
 //! The HTML report: self-contained, and (when Chromium is installed) renders
-//! in a real browser without script errors.
+//! in a real browser without script errors, for log, register and
+//! consumer-group histories.
 
 mod common;
 use std::path::Path;
@@ -40,9 +41,38 @@ fn register_page() -> String {
     checker::html::render(&h, &r)
 }
 
+/// Sends and polls with consumer-group commits and assignments, both group
+/// anomalies present.
+fn group_page() -> String {
+    let mut b = B::new();
+    let assignment = |b: &mut B, p: u32, member: &str| {
+        let v = json!({"group": "g", "generation": 4, "member": member});
+        let mut done = v.clone();
+        done["keys"] = json!(["t-0"]);
+        b.ev(json!(p), "invoke", "assignment", v);
+        b.ev(json!(p), "ok", "assignment", done);
+    };
+    let commit = |b: &mut B, p: u32, offset: i64| {
+        let v = json!({"group": "g", "generation": 4, "offsets": {"t-0": offset}});
+        b.ev(json!(p), "invoke", "commit", v.clone());
+        b.ev(json!(p), "ok", "commit", v);
+    };
+    assignment(&mut b, 1, "m-1");
+    b.send_ok(0, "t-0", 17, 0);
+    b.poll(1, &[("t-0", &[(0, 17)])]);
+    commit(&mut b, 1, 1);
+    b.nemesis("kill", json!("coordinator"));
+    assignment(&mut b, 2, "m-2");
+    commit(&mut b, 2, 0);
+    let h = b.history();
+    let r = checker::check(&h);
+    assert_eq!(r.disallowed(), vec![checker::groups::ASSIGNMENT_CONFLICT, checker::groups::COMMIT_REGRESSION]);
+    checker::html::render(&h, &r)
+}
+
 #[test]
 fn page_is_self_contained() {
-    for page in [log_page(), register_page()] {
+    for page in [log_page(), register_page(), group_page()] {
         // The SVG namespace is an identifier, not a fetch.
         let stripped = page.replace("http://www.w3.org/2000/svg", "");
         for needle in ["http://", "https://", "<link", "@import", "url(", " src="] {
@@ -111,4 +141,7 @@ fn renders_in_headless_chromium() {
     let dom = chromium_dom(&register_page(), "register");
     assert!(dom.contains("<div id=\"render-status\">rendered</div>"), "register page did not render cleanly");
     assert!(dom.contains("Non-linearizable keys") && dom.contains("#2"));
+    let dom = chromium_dom(&group_page(), "group");
+    assert!(dom.contains("<div id=\"render-status\">rendered</div>"), "group page did not render cleanly");
+    assert!(dom.contains("commit-regression") && dom.contains("assignment-conflict") && dom.contains("<svg"));
 }

@@ -1,6 +1,7 @@
 //! Bad or strange input never panics: arbitrary text is either parsed or
-//! rejected with a line number, and any well-formed history can be checked
-//! and rendered in every format.
+//! rejected with a line number, and any well-formed history (log,
+//! consumer-group and register operations) can be checked and rendered in
+//! every format.
 
 use checker::{check, parse_jsonl};
 use proptest::prelude::*;
@@ -32,14 +33,41 @@ fn micro(ty: &'static str) -> impl Strategy<Value = Value> {
     prop_oneof![send, poll]
 }
 
+/// A consumer-group value: (group, generation, member, per-key offsets).
+fn group_value() -> impl Strategy<Value = (&'static str, i64, &'static str, Vec<(String, i64)>)> {
+    (prop_oneof![Just("g"), Just("h")], -1i64..3, prop_oneof![Just("m-1"), Just("m-2")], prop::collection::vec((key(), 0i64..8), 0..3))
+}
+
 /// A random operation of one process: invoke plus maybe a completion.
 fn op() -> impl Strategy<Value = Vec<Value>> {
-    let f = prop_oneof![Just("send"), Just("poll"), Just("txn"), Just("assign"), Just("subscribe"), Just("crash")];
+    let f = prop_oneof![
+        Just("send"),
+        Just("poll"),
+        Just("txn"),
+        Just("assign"),
+        Just("subscribe"),
+        Just("crash"),
+        Just("commit"),
+        Just("assignment")
+    ];
     let done = prop_oneof![Just("ok"), Just("fail"), Just("info"), Just("none")];
-    (0u32..4, f, done, prop::collection::vec(micro("invoke"), 1..3), prop::collection::vec(micro("ok"), 1..3), prop::collection::vec(key(), 0..3))
-        .prop_map(|(p, f, done, inv, comp, keys)| {
+    (0u32..4, f, done, prop::collection::vec(micro("invoke"), 1..3), prop::collection::vec(micro("ok"), 1..3), prop::collection::vec(key(), 0..3), group_value())
+        .prop_map(|(p, f, done, inv, comp, keys, (group, generation, member, offsets))| {
             let (inv_v, comp_v) = match f {
                 "assign" | "subscribe" => (json!(keys), json!(keys)),
+                "commit" => {
+                    let offsets: serde_json::Map<String, Value> = offsets.into_iter().map(|(k, o)| (k, json!(o))).collect();
+                    let v = json!({"group": group, "generation": generation, "offsets": offsets});
+                    (v.clone(), v)
+                }
+                "assignment" => {
+                    let v = json!({"group": group, "generation": generation, "member": member});
+                    let mut done_v = v.clone();
+                    if done == "ok" {
+                        done_v["keys"] = json!(keys);
+                    }
+                    (v, done_v)
+                }
                 "crash" => return vec![json!({"process": p, "type": "info", "f": "crash", "value": null, "time": 0})],
                 _ => (json!(inv), json!(comp)),
             };
