@@ -12,6 +12,8 @@ pub mod sweep_report;
 #[cfg(madsim)]
 mod controller_chaos;
 #[cfg(madsim)]
+mod group_chaos;
+#[cfg(madsim)]
 mod leader_kill;
 #[cfg(madsim)]
 mod nemesis_runner;
@@ -54,6 +56,10 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
         description: "clients send unique integers with acks=all to a topic replicated on 3 brokers (min.insync.replicas=2, \
                       no fsync per batch) and poll them back while brokers and controllers crash, pause, are cut off \
                       and get failing disks; no acknowledged write may be lost",
+    },
+    ScenarioInfo {
+        name: "group-chaos",
+        description: "a consumer group of 3 members polls, processes and commits a replicated topic while members crash,                       pause past their session and leave, and brokers (so the group coordinator) and controllers fail;                       every acknowledged record must be consumed, no committed offset may go back, no partition may have                       two owners in one generation",
     },
 ];
 

@@ -25,6 +25,10 @@ pub struct ClientSettings {
     /// `client.acks`: the producers' acks (-1 = all, the default; 1 is a
     /// teaching knob in replicated scenarios).
     pub acks: i16,
+    /// `client.commit.before.process`: group members commit what they
+    /// fetched before processing it (a teaching knob: a crash in between
+    /// loses those records for the group).
+    pub commit_before_process: bool,
 }
 
 impl Default for ClientSettings {
@@ -34,6 +38,7 @@ impl Default for ClientSettings {
             retries: 3,
             retry_ambiguous: false,
             acks: -1,
+            commit_before_process: false,
         }
     }
 }
@@ -166,7 +171,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         // brokers' faults move partition leaders within a run.
         quorum.metadata.broker_session_timeout_ms = 2_000;
     }
-    if options.scenario == "replication-chaos" {
+    if options.scenario == "replication-chaos" || options.scenario == "group-chaos" {
         // As in controller-chaos, a silent broker is fenced (and leaves
         // every ISR) after 2 s.
         quorum.metadata.broker_session_timeout_ms = 2_000;
@@ -177,6 +182,10 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         // leaves the ISR after 5 s, not Kafka's 30 s: runs are 20 s long.
         broker.replica_lag_time_max_ms = 5_000;
         broker.replica_fetch_backoff_ms = 200;
+    }
+    if options.scenario == "group-chaos" {
+        // Three `__consumer_offsets` partitions, replicated on every broker.
+        broker.offsets_topic_num_partitions = 3;
     }
     if options.scenario == "controller-leader-kill" {
         // One entry per AppendEntries: a new leader then copies an old
@@ -194,6 +203,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
             "client.retries" => client.retries = value.parse().map_err(|_| bad())?,
             "client.retry.ambiguous" => client.retry_ambiguous = value.parse().map_err(|_| bad())?,
             "client.acks" => client.acks = value.parse().ok().filter(|a| matches!(a, -1..=1)).ok_or_else(bad)?,
+            "client.commit.before.process" => client.commit_before_process = value.parse().map_err(|_| bad())?,
             _ if key.starts_with("client.") => return Err(RunError::Config(format!("unknown client setting {key:?}"))),
             "raft.prevote" => quorum.raft.prevote = value.parse().map_err(|_| bad())?,
             "raft.check_quorum" => quorum.raft.check_quorum = value.parse().map_err(|_| bad())?,
@@ -264,6 +274,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
                 "controller-chaos" => crate::controller_chaos::run(setup, recorder, Faults::Plan).await,
                 "controller-leader-kill" => crate::controller_chaos::run(setup, recorder, Faults::LeaderKill).await,
                 "replication-chaos" => crate::replication_chaos::run(setup, recorder).await,
+                "group-chaos" => crate::group_chaos::run(setup, recorder).await,
                 other => Err(format!("scenario {other} has no runner")),
             }
         })
@@ -363,6 +374,7 @@ pub fn schedule(options: &RunOptions) -> Result<String, RunError> {
         "controller-chaos" => Ok(crate::controller_chaos::schedule(&setup, Faults::Plan)),
         "controller-leader-kill" => Ok(crate::controller_chaos::schedule(&setup, Faults::LeaderKill)),
         "replication-chaos" => Ok(crate::replication_chaos::schedule(&setup)),
+        "group-chaos" => Ok(crate::group_chaos::schedule(&setup)),
         other => Err(RunError::UnknownScenario(other.to_string())),
     }
 }

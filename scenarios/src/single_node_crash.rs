@@ -172,7 +172,7 @@ pub(crate) async fn run_log_workload(
     Ok(())
 }
 
-async fn producer_process(
+pub(crate) async fn producer_process(
     process: u64,
     seed: u64,
     bootstrap: String,

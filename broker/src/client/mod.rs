@@ -8,11 +8,13 @@
 mod cluster;
 mod connection;
 mod consumer;
+mod group;
 mod producer;
 
 pub use cluster::Cluster;
 pub use connection::{ClientError, Connection};
 pub use consumer::{Consumer, ConsumerConfig, ConsumedRecord};
+pub use group::{range_assign, CommitOutcome, GroupClientError, GroupMember, GroupMemberConfig, Joined, RANGE_ASSIGNOR};
 pub use producer::{Producer, ProducerConfig, SendError, SendOutcome};
 
 /// A topic and partition number.

@@ -64,6 +64,10 @@ struct Group {
     /// A new group's first join phase does not end before then.
     initial_delay_until_ms: Option<u64>,
     offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// The generation whose record (with the leader's assignment) is being
+    /// appended: the group becomes Stable, and members learn their
+    /// assignment, only once it is durable ([`GroupCoordinator::generation_stored`]).
+    pending_store: Option<i32>,
     /// When the group entered its state (retention of an empty group's
     /// offsets counts from when it became empty, KIP-211).
     state_since_ms: u64,
@@ -84,6 +88,7 @@ impl Group {
             rebalance_deadline_ms: 0,
             initial_delay_until_ms: None,
             offsets: BTreeMap::new(),
+            pending_store: None,
             state_since_ms: now_ms,
         }
     }
@@ -426,30 +431,18 @@ impl GroupCoordinator {
                 let member = group.members.get_mut(&request.member_id).expect("checked");
                 member.session_deadline_ms = now_ms.saturating_add(member.session_timeout_ms as u64);
                 member.awaiting_sync = Some(waiter);
-                if group.leader_id.as_deref() == Some(request.member_id.as_str()) {
+                if group.leader_id.as_deref() == Some(request.member_id.as_str()) && group.pending_store.is_none() {
                     let assignments: BTreeMap<String, Bytes> = request.assignments.into_iter().collect();
                     for (id, member) in group.members.iter_mut() {
                         member.assignment = assignments.get(id).cloned().unwrap_or_default();
                     }
-                    group.set_state(GroupState::Stable, now_ms);
+                    // Stable, and the answers, once the record is durable.
+                    group.pending_store = Some(group.generation_id);
                     let record = group.metadata_record(now_ms);
                     self.outputs.push(GroupOutput::Append {
                         group_id: request.group_id.clone(),
                         records: vec![OffsetsRecord::Group { group_id: request.group_id.clone(), value: Some(record) }],
                     });
-                    for member in group.members.values_mut() {
-                        if let Some(waiter) = member.awaiting_sync.take() {
-                            self.outputs.push(GroupOutput::Sync {
-                                waiter,
-                                response: SyncResponse {
-                                    error: None,
-                                    protocol_type: protocol_type.clone(),
-                                    protocol_name: protocol_name.clone(),
-                                    assignment: member.assignment.clone(),
-                                },
-                            });
-                        }
-                    }
                 }
                 Reply::Later
             }
@@ -580,6 +573,42 @@ impl GroupCoordinator {
         for (tp, offset) in plan.accepted {
             group.offsets.insert(tp, offset);
         }
+    }
+
+    /// The record of generation `generation_id` of `group_id` (appended
+    /// after the leader's SyncGroup) is durable: the group is Stable and
+    /// every waiting member gets its assignment.
+    pub fn generation_stored(&mut self, now_ms: u64, group_id: &str, generation_id: i32) {
+        let Some(group) = self.groups.get_mut(group_id) else { return };
+        if group.pending_store != Some(generation_id) || group.generation_id != generation_id || group.state != GroupState::CompletingRebalance {
+            return;
+        }
+        group.pending_store = None;
+        group.set_state(GroupState::Stable, now_ms);
+        let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
+        for member in group.members.values_mut() {
+            if let Some(waiter) = member.awaiting_sync.take() {
+                self.outputs.push(GroupOutput::Sync {
+                    waiter,
+                    response: SyncResponse { error: None, protocol_type: protocol_type.clone(), protocol_name: protocol_name.clone(), assignment: member.assignment.clone() },
+                });
+            }
+        }
+        group.check_invariants();
+    }
+
+    /// The record of generation `generation_id` of `group_id` did not
+    /// become durable (its append failed or was not replicated in time):
+    /// the generation is void, since a coordinator that takes over would
+    /// not know it and could hand the same generation id to other members.
+    /// Its members are told to rejoin (REBALANCE_IN_PROGRESS).
+    pub fn generation_not_durable(&mut self, now_ms: u64, group_id: &str, generation_id: i32) {
+        let Some(group) = self.groups.get_mut(group_id) else { return };
+        if group.pending_store != Some(generation_id) || group.generation_id != generation_id {
+            return;
+        }
+        prepare_rebalance(group, now_ms, &mut self.outputs, &self.config);
+        group.check_invariants();
     }
 
     /// OffsetFetch: the committed offsets of `partitions` (all when None).
@@ -937,6 +966,8 @@ fn member_set_changed(group: &mut Group, group_id: &str, now_ms: u64, outputs: &
 }
 
 fn prepare_rebalance(group: &mut Group, now_ms: u64, outputs: &mut Vec<GroupOutput>, config: &GroupConfig) {
+    // A generation record still being stored is void from now on.
+    group.pending_store = None;
     if group.state == GroupState::CompletingRebalance {
         // The assignment being waited for is void: members rejoin.
         for member in group.members.values_mut() {

@@ -90,9 +90,13 @@ fn two_members_form_a_generation_and_a_third_triggers_a_rebalance() {
     assert_eq!((a_join.generation_id, a_join.leader.as_str()), (1, a.as_str()));
     assert_eq!(a_join.members.len(), 1);
     assert_eq!(c.sync(1, 3, sync_request(1, &a, vec![(a.clone(), Bytes::from_static(b"all"))])), Reply::Later);
+    let appended: Vec<_> = c.take_outputs();
+    assert!(appended.iter().any(|o| matches!(o, GroupOutput::Append { .. })), "the generation is written to __consumer_offsets");
+    assert!(!appended.iter().any(|o| matches!(o, GroupOutput::Sync { .. })), "no assignment before the generation is durable");
+    assert_eq!(c.generation(GROUP), Some((1, GroupState::CompletingRebalance)));
+    c.generation_stored(1, GROUP, 1);
     let synced: Vec<_> = c.take_outputs();
     assert!(synced.iter().any(|o| matches!(o, GroupOutput::Sync { waiter: 3, response } if response.assignment == Bytes::from_static(b"all"))));
-    assert!(synced.iter().any(|o| matches!(o, GroupOutput::Append { .. })), "the generation is written to __consumer_offsets");
     assert_eq!(c.generation(GROUP), Some((1, GroupState::Stable)));
 
     // B arrives: A hears REBALANCE_IN_PROGRESS on its heartbeat and rejoins.
@@ -117,6 +121,7 @@ fn a_member_that_stops_heartbeating_is_removed_after_its_session_timeout() {
     c.join(0, 2, join_request(&a));
     c.tick(0);
     c.sync(0, 3, sync_request(1, &a, vec![]));
+    c.generation_stored(0, GROUP, 1);
     c.take_outputs();
     c.tick(9_999);
     assert_eq!(c.generation(GROUP), Some((1, GroupState::Stable)));
@@ -389,7 +394,19 @@ impl Harness {
     }
 
     fn drain(&mut self) {
-        for output in self.c.take_outputs() {
+        let mut outputs = self.c.take_outputs();
+        while !outputs.is_empty() {
+            self.deliver(outputs);
+            outputs = self.c.take_outputs();
+        }
+        if let Some((generation, _)) = self.c.generation(GROUP) {
+            assert!(generation >= self.last_generation, "generations only grow");
+            self.last_generation = generation;
+        }
+    }
+
+    fn deliver(&mut self, outputs: Vec<GroupOutput>) {
+        for output in outputs {
             match output {
                 GroupOutput::Join { waiter, response } => {
                     let i = self.waiters.remove(&waiter).expect("a waiter is answered once");
@@ -405,12 +422,15 @@ impl Harness {
                         self.on_sync(i, response);
                     }
                 }
-                GroupOutput::Append { .. } => {}
+                // The driver stores a generation's record, then says so.
+                GroupOutput::Append { group_id, records } => {
+                    for record in records {
+                        if let OffsetsRecord::Group { value: Some(value), .. } = record {
+                            self.c.generation_stored(self.now_ms, &group_id, value.generation_id);
+                        }
+                    }
+                }
             }
-        }
-        if let Some((generation, _)) = self.c.generation(GROUP) {
-            assert!(generation >= self.last_generation, "generations only grow");
-            self.last_generation = generation;
         }
     }
 

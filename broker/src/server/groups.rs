@@ -233,21 +233,66 @@ impl Broker {
         tracing::info!(partition, records, skipped, "loaded the groups of a {OFFSETS_TOPIC} partition");
     }
 
-    /// Sends delayed answers and appends the records the core asked for
-    /// (not waited for: group metadata and tombstones).
+    /// Sends delayed answers and appends the records the core asked for.
+    ///
+    /// A new generation's record must be durable before its members learn
+    /// their assignment: otherwise a coordinator that takes over (and never
+    /// saw the record) could hand the same generation id to other members,
+    /// and one partition would have two owners in one generation. The core
+    /// holds the SyncGroup answers until told the record is stored
+    /// ([`GroupCoordinator::generation_stored`]: in cluster mode once the
+    /// high watermark passes it); if the append fails, the generation is
+    /// void ([`GroupCoordinator::generation_not_durable`]) and its members
+    /// rejoin.
     fn carry_out(&self, core: &mut GroupCoordinator, outputs: Vec<GroupOutput>) {
-        for output in outputs {
-            match output {
-                GroupOutput::Join { waiter, response } => self.groups.complete(waiter, Delayed::Join(response)),
-                GroupOutput::Sync { waiter, response } => self.groups.complete(waiter, Delayed::Sync(response)),
-                GroupOutput::Append { group_id, records } => {
-                    let partition = core.partition_of(&group_id);
-                    if let Err(error) = self.append_offsets_records(partition, &records, false) {
-                        tracing::warn!(group = %group_id, ?error, "appending group records failed");
+        let mut outputs = outputs;
+        while !outputs.is_empty() {
+            let now_ms = self.now_ms();
+            for output in outputs {
+                match output {
+                    GroupOutput::Join { waiter, response } => self.groups.complete(waiter, Delayed::Join(response)),
+                    GroupOutput::Sync { waiter, response } => self.groups.complete(waiter, Delayed::Sync(response)),
+                    GroupOutput::Append { group_id, records } => {
+                        let generation = records.iter().find_map(|r| match r {
+                            OffsetsRecord::Group { value: Some(value), .. } => Some(value.generation_id),
+                            _ => None,
+                        });
+                        let partition = core.partition_of(&group_id);
+                        match (self.append_offsets_records(partition, &records, generation.is_some()), generation) {
+                            (Ok(None), Some(generation)) => core.generation_stored(now_ms, &group_id, generation),
+                            (Ok(Some(wait)), Some(generation)) => self.await_generation(group_id, generation, wait),
+                            (Ok(_), None) => {}
+                            (Err(error), generation) => {
+                                tracing::warn!(group = %group_id, ?error, "appending group records failed");
+                                if let Some(generation) = generation {
+                                    core.generation_not_durable(now_ms, &group_id, generation);
+                                }
+                            }
+                        }
                     }
                 }
             }
+            outputs = core.take_outputs();
         }
+    }
+
+    /// Tells the core whether `generation`'s record became durable.
+    fn await_generation(&self, group_id: String, generation: i32, wait: oneshot::Receiver<ProduceOutcome>) {
+        let Some(broker) = self.self_ref.upgrade() else { return };
+        tokio::spawn(async move {
+            let stored = Broker::await_replication(Some(wait)).await.is_ok();
+            let now_ms = broker.now_ms();
+            let mut guard = broker.groups.core.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(core) = guard.as_mut() else { return };
+            if stored {
+                core.generation_stored(now_ms, &group_id, generation);
+            } else {
+                tracing::info!(group = %group_id, generation, "a generation's record was not replicated: the group rebalances");
+                core.generation_not_durable(now_ms, &group_id, generation);
+            }
+            let outputs = core.take_outputs();
+            broker.carry_out(core, outputs);
+        });
     }
 
     /// Appends `records` to `partition` of `__consumer_offsets` as its

@@ -1,0 +1,408 @@
+//! A member of a consumer group (Kafka's classic protocol): finds the
+//! coordinator, joins, assigns partitions when it leads (range assignor),
+//! syncs, heartbeats, commits and fetches committed offsets. Fetching the
+//! records themselves is the [`super::Consumer`]'s job: the caller assigns
+//! it what [`GroupMember::sync`] returns and seeks to the committed offsets.
+//!
+//! The subscription and assignment are Kafka's consumer protocol
+//! (`ConsumerProtocolSubscription` / `ConsumerProtocolAssignment`, version
+//! 0, each prefixed by its int16 version), so this member can share a group
+//! with librdkafka or Java consumers using the `range` assignor.
+
+use std::collections::BTreeMap;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    consumer_protocol_assignment::TopicPartition as AssignedPartitions, join_group_request::JoinGroupRequestProtocol, offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
+    offset_fetch_request::OffsetFetchRequestTopic, sync_group_request::SyncGroupRequestAssignment, ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::ResponseError;
+
+use super::{ClientError, Cluster, TopicPartition};
+
+/// Request versions this member speaks.
+const FIND_COORDINATOR_VERSION: i16 = 3;
+const JOIN_GROUP_VERSION: i16 = 5;
+const SYNC_GROUP_VERSION: i16 = 3;
+const HEARTBEAT_VERSION: i16 = 3;
+const LEAVE_GROUP_VERSION: i16 = 3;
+const OFFSET_COMMIT_VERSION: i16 = 7;
+const OFFSET_FETCH_VERSION: i16 = 7;
+/// The only assignor this member offers.
+pub const RANGE_ASSIGNOR: &str = "range";
+
+/// Group member settings.
+#[derive(Debug, Clone)]
+pub struct GroupMemberConfig {
+    /// `host:port` of brokers, comma-separated.
+    pub bootstrap: String,
+    /// Client id sent in every request header (and the prefix of the member id).
+    pub client_id: String,
+    /// The group.
+    pub group_id: String,
+    /// The topics subscribed to.
+    pub topics: Vec<String>,
+    /// The session timeout asked for.
+    pub session_timeout_ms: i32,
+    /// The rebalance timeout asked for.
+    pub rebalance_timeout_ms: i32,
+    /// Per-request timeout (a JoinGroup may wait up to the rebalance timeout on top).
+    pub request_timeout_ms: u64,
+}
+
+/// Why a group request did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupClientError {
+    /// No answer (connection, timeout): the outcome is unknown.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The coordinator answered with a Kafka error code.
+    #[error("error code {0}")]
+    Kafka(i16),
+}
+
+impl GroupClientError {
+    /// Whether the member must rejoin the group (its generation is over).
+    pub fn needs_rejoin(&self) -> bool {
+        matches!(self, GroupClientError::Kafka(code) if [
+            ResponseError::IllegalGeneration.code(),
+            ResponseError::UnknownMemberId.code(),
+            ResponseError::RebalanceInProgress.code(),
+            ResponseError::FencedInstanceId.code(),
+        ].contains(code))
+    }
+}
+
+/// How a commit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The coordinator accepted it.
+    Committed,
+    /// The coordinator refused it (nothing was committed): the error code.
+    Refused(i16),
+    /// No answer, or an answer that leaves the outcome open.
+    Unknown,
+}
+
+/// The outcome of a join phase.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// The generation.
+    pub generation_id: i32,
+    /// This member's id.
+    pub member_id: String,
+    /// Whether this member leads (and assigns).
+    pub leader: bool,
+    /// For the leader: every member and its subscribed topics.
+    pub members: Vec<(String, Vec<String>)>,
+}
+
+/// One member of a consumer group.
+pub struct GroupMember {
+    config: GroupMemberConfig,
+    cluster: Cluster,
+    bootstrap: Vec<String>,
+    next_bootstrap: usize,
+    coordinator: Option<String>,
+    member_id: String,
+    generation_id: i32,
+}
+
+fn group_id(id: &str) -> GroupId {
+    GroupId(StrBytes::from_string(id.to_string()))
+}
+
+fn versioned<T: Encodable>(message: &T) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    message.encode(&mut buf, 0).expect("version 0 encodes");
+    buf.freeze()
+}
+
+fn unversioned<T: Decodable>(bytes: &Bytes) -> Option<T> {
+    let mut buf = bytes.clone();
+    if buf.remaining() < 2 {
+        return None;
+    }
+    let version = buf.get_i16().clamp(0, 3);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| T::decode(&mut buf, version).ok())).ok().flatten()
+}
+
+/// Kafka's range assignor: per topic, partitions in order split into
+/// contiguous ranges over the members subscribed to it, sorted by member
+/// id; the first `partitions % members` get one more.
+pub fn range_assign(members: &[(String, Vec<String>)], partition_counts: &BTreeMap<String, i32>) -> BTreeMap<String, Vec<TopicPartition>> {
+    let mut assignment: BTreeMap<String, Vec<TopicPartition>> = members.iter().map(|(id, _)| (id.clone(), Vec::new())).collect();
+    for (topic, &count) in partition_counts {
+        let mut subscribed: Vec<&String> = members.iter().filter(|(_, topics)| topics.contains(topic)).map(|(id, _)| id).collect();
+        subscribed.sort();
+        if subscribed.is_empty() {
+            continue;
+        }
+        let (per_member, extra) = (count / subscribed.len() as i32, count % subscribed.len() as i32);
+        let mut next = 0;
+        for (i, member) in subscribed.iter().enumerate() {
+            let take = per_member + i32::from((i as i32) < extra);
+            let partitions = assignment.get_mut(*member).expect("every member has an entry");
+            partitions.extend((next..next + take).map(|p| TopicPartition::new(topic.clone(), p)));
+            next += take;
+        }
+        debug_assert_eq!(next, count, "every partition assigned once");
+    }
+    assignment
+}
+
+impl GroupMember {
+    /// A member that has not joined yet.
+    pub fn new(config: GroupMemberConfig) -> Self {
+        let cluster = Cluster::new(&config.bootstrap, &config.client_id, config.request_timeout_ms);
+        let bootstrap = config.bootstrap.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        Self { config, cluster, bootstrap, next_bootstrap: 0, coordinator: None, member_id: String::new(), generation_id: -1 }
+    }
+
+    /// This member's id (empty before its first join).
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
+
+    /// The generation this member is in (-1 before it joined).
+    pub fn generation_id(&self) -> i32 {
+        self.generation_id
+    }
+
+    /// Forgets the coordinator after an error that says it moved.
+    fn on_error(&mut self, error: &GroupClientError) {
+        let moved = match error {
+            GroupClientError::Client(_) => true,
+            GroupClientError::Kafka(code) => [ResponseError::NotCoordinator.code(), ResponseError::CoordinatorNotAvailable.code(), ResponseError::CoordinatorLoadInProgress.code()].contains(code),
+        };
+        if moved {
+            if let Some(addr) = self.coordinator.take() {
+                self.cluster.drop_connection(&addr);
+            }
+        }
+        if matches!(error, GroupClientError::Kafka(code) if *code == ResponseError::UnknownMemberId.code() || *code == ResponseError::FencedInstanceId.code()) {
+            self.member_id.clear();
+            self.generation_id = -1;
+        }
+    }
+
+    async fn coordinator(&mut self) -> Result<String, GroupClientError> {
+        if let Some(addr) = &self.coordinator {
+            return Ok(addr.clone());
+        }
+        let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(self.config.group_id.clone())).with_key_type(0);
+        let server = self.bootstrap[self.next_bootstrap % self.bootstrap.len()].clone();
+        self.next_bootstrap += 1;
+        let timeout_ms = self.config.request_timeout_ms;
+        let response = match self.cluster.connection(&server).await {
+            Ok(connection) => connection.request(&request, FIND_COORDINATOR_VERSION, timeout_ms).await,
+            Err(error) => Err(error),
+        };
+        let response = response.inspect_err(|_| self.cluster.drop_connection(&server))?;
+        if response.error_code != 0 {
+            return Err(GroupClientError::Kafka(response.error_code));
+        }
+        let addr = format!("{}:{}", response.host.as_str(), response.port);
+        self.coordinator = Some(addr.clone());
+        Ok(addr)
+    }
+
+    /// Sends `request` to the coordinator.
+    async fn call<R: kafka_protocol::protocol::Request>(&mut self, request: &R, version: i16, extra_wait_ms: u64) -> Result<R::Response, GroupClientError> {
+        let result = async {
+            let addr = self.coordinator().await?;
+            let timeout_ms = self.config.request_timeout_ms + extra_wait_ms;
+            let connection = self.cluster.connection(&addr).await?;
+            Ok(connection.request(request, version, timeout_ms).await?)
+        }
+        .await;
+        if let Err(error) = &result {
+            self.on_error(error);
+        }
+        result
+    }
+
+    fn checked<T>(&mut self, code: i16, value: T) -> Result<T, GroupClientError> {
+        if code == 0 {
+            return Ok(value);
+        }
+        let error = GroupClientError::Kafka(code);
+        self.on_error(&error);
+        Err(error)
+    }
+
+    /// The join phase: JoinGroup until the coordinator answers with a
+    /// generation (a first join gets a member id, then joins again).
+    pub async fn join(&mut self) -> Result<Joined, GroupClientError> {
+        let subscription = versioned(&ConsumerProtocolSubscription::default().with_topics(self.config.topics.iter().map(|t| StrBytes::from_string(t.clone())).collect()));
+        for _ in 0..2 {
+            let request = JoinGroupRequest::default()
+                .with_group_id(group_id(&self.config.group_id))
+                .with_session_timeout_ms(self.config.session_timeout_ms)
+                .with_rebalance_timeout_ms(self.config.rebalance_timeout_ms)
+                .with_member_id(StrBytes::from_string(self.member_id.clone()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str(RANGE_ASSIGNOR)).with_metadata(subscription.clone())]);
+            let wait_ms = u64::try_from(self.config.rebalance_timeout_ms).unwrap_or(0);
+            let response = self.call(&request, JOIN_GROUP_VERSION, wait_ms).await?;
+            if response.error_code == ResponseError::MemberIdRequired.code() {
+                self.member_id = response.member_id.as_str().to_string();
+                continue;
+            }
+            let response = self.checked(response.error_code, response)?;
+            self.member_id = response.member_id.as_str().to_string();
+            self.generation_id = response.generation_id;
+            let leader = response.leader == response.member_id;
+            let members = response
+                .members
+                .iter()
+                .map(|m| {
+                    let topics = unversioned::<ConsumerProtocolSubscription>(&m.metadata).map(|s| s.topics.iter().map(|t| t.as_str().to_string()).collect()).unwrap_or_default();
+                    (m.member_id.as_str().to_string(), topics)
+                })
+                .collect();
+            return Ok(Joined { generation_id: response.generation_id, member_id: self.member_id.clone(), leader, members });
+        }
+        Err(GroupClientError::Kafka(ResponseError::MemberIdRequired.code()))
+    }
+
+    /// SyncGroup after [`Self::join`]: the leader sends the range
+    /// assignment; every member gets its partitions.
+    pub async fn sync(&mut self, joined: &Joined) -> Result<Vec<TopicPartition>, GroupClientError> {
+        let mut assignments = Vec::new();
+        if joined.leader {
+            let mut topics: Vec<String> = joined.members.iter().flat_map(|(_, t)| t.iter().cloned()).collect();
+            topics.sort();
+            topics.dedup();
+            self.cluster.refresh(&topics).await?;
+            let counts: BTreeMap<String, i32> = topics.iter().filter_map(|t| self.cluster.partition_count(t).map(|c| (t.clone(), c))).collect();
+            for (member, partitions) in range_assign(&joined.members, &counts) {
+                let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                for tp in partitions {
+                    by_topic.entry(tp.topic).or_default().push(tp.partition);
+                }
+                let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+                    by_topic.into_iter().map(|(topic, partitions)| AssignedPartitions::default().with_topic(TopicName(StrBytes::from_string(topic))).with_partitions(partitions)).collect(),
+                );
+                assignments.push(SyncGroupRequestAssignment::default().with_member_id(StrBytes::from_string(member)).with_assignment(versioned(&assignment)));
+            }
+        }
+        let request = SyncGroupRequest::default()
+            .with_group_id(group_id(&self.config.group_id))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(StrBytes::from_string(joined.member_id.clone()))
+            .with_assignments(assignments);
+        let wait_ms = u64::try_from(self.config.rebalance_timeout_ms).unwrap_or(0);
+        let response = self.call(&request, SYNC_GROUP_VERSION, wait_ms).await?;
+        let response = self.checked(response.error_code, response)?;
+        let assignment = unversioned::<ConsumerProtocolAssignment>(&response.assignment).unwrap_or_default();
+        let mut partitions: Vec<TopicPartition> = assignment
+            .assigned_partitions
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(t.topic.0.as_str(), p)))
+            .collect();
+        partitions.sort();
+        Ok(partitions)
+    }
+
+    /// Heartbeat of the current generation.
+    pub async fn heartbeat(&mut self) -> Result<(), GroupClientError> {
+        let request = HeartbeatRequest::default()
+            .with_group_id(group_id(&self.config.group_id))
+            .with_generation_id(self.generation_id)
+            .with_member_id(StrBytes::from_string(self.member_id.clone()));
+        let response = self.call(&request, HEARTBEAT_VERSION, 0).await?;
+        self.checked(response.error_code, ())
+    }
+
+    /// Commits `offsets` (the next offset to consume per partition) in the
+    /// current generation.
+    pub async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> CommitOutcome {
+        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for (tp, &offset) in offsets {
+            by_topic.entry(&tp.topic).or_default().push(OffsetCommitRequestPartition::default().with_partition_index(tp.partition).with_committed_offset(offset));
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(group_id(&self.config.group_id))
+            .with_generation_id_or_member_epoch(self.generation_id)
+            .with_member_id(StrBytes::from_string(self.member_id.clone()))
+            .with_topics(by_topic.into_iter().map(|(t, p)| OffsetCommitRequestTopic::default().with_name(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(p)).collect());
+        let response = match self.call(&request, OFFSET_COMMIT_VERSION, 0).await {
+            Ok(response) => response,
+            Err(_) => return CommitOutcome::Unknown,
+        };
+        let code = response.topics.iter().flat_map(|t| t.partitions.iter()).map(|p| p.error_code).find(|&c| c != 0).unwrap_or(0);
+        if code == 0 {
+            return CommitOutcome::Committed;
+        }
+        self.on_error(&GroupClientError::Kafka(code));
+        // COORDINATOR_NOT_AVAILABLE and REQUEST_TIMED_OUT leave the append
+        // (and so the commit) open; the rest are refusals before it.
+        if code == ResponseError::CoordinatorNotAvailable.code() || code == ResponseError::RequestTimedOut.code() {
+            CommitOutcome::Unknown
+        } else {
+            CommitOutcome::Refused(code)
+        }
+    }
+
+    /// The group's committed offsets of `partitions` (-1 when none).
+    pub async fn committed(&mut self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, i64>, GroupClientError> {
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in partitions {
+            by_topic.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        let request = OffsetFetchRequest::default()
+            .with_group_id(group_id(&self.config.group_id))
+            .with_topics(Some(by_topic.into_iter().map(|(t, p)| OffsetFetchRequestTopic::default().with_name(TopicName(StrBytes::from_string(t.to_string()))).with_partition_indexes(p)).collect()));
+        let response = self.call(&request, OFFSET_FETCH_VERSION, 0).await?;
+        let response = self.checked(response.error_code, response)?;
+        let mut offsets = BTreeMap::new();
+        for topic in &response.topics {
+            for p in &topic.partitions {
+                let code = p.error_code;
+                self.checked(code, ())?;
+                offsets.insert(TopicPartition::new(topic.name.0.as_str(), p.partition_index), p.committed_offset);
+            }
+        }
+        Ok(offsets)
+    }
+
+    /// Leaves the group (best effort: a member that cannot reach the
+    /// coordinator is removed when its session expires).
+    pub async fn leave(&mut self) {
+        if self.member_id.is_empty() {
+            return;
+        }
+        let request = LeaveGroupRequest::default().with_group_id(group_id(&self.config.group_id)).with_members(vec![
+            kafka_protocol::messages::leave_group_request::MemberIdentity::default().with_member_id(StrBytes::from_string(self.member_id.clone())),
+        ]);
+        let _ = self.call(&request, LEAVE_GROUP_VERSION, 0).await;
+        self.member_id.clear();
+        self.generation_id = -1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_assignment_is_kafkas() {
+        let members = vec![("b".to_string(), vec!["t".to_string()]), ("a".to_string(), vec!["t".to_string()]), ("c".to_string(), vec!["t".to_string()])];
+        let counts = [("t".to_string(), 7)].into_iter().collect();
+        let assigned = range_assign(&members, &counts);
+        let partitions = |m: &str| assigned[m].iter().map(|tp| tp.partition).collect::<Vec<_>>();
+        assert_eq!((partitions("a"), partitions("b"), partitions("c")), (vec![0, 1, 2], vec![3, 4], vec![5, 6]));
+    }
+
+    #[test]
+    fn consumer_protocol_round_trips() {
+        let subscription = ConsumerProtocolSubscription::default().with_topics(vec![StrBytes::from_static_str("t")]);
+        let decoded: ConsumerProtocolSubscription = unversioned(&versioned(&subscription)).expect("decodes");
+        assert_eq!(decoded.topics, subscription.topics);
+        assert!(unversioned::<ConsumerProtocolAssignment>(&Bytes::from_static(b"\x00")).is_none(), "short bytes are no assignment");
+    }
+}
