@@ -132,6 +132,7 @@ pub fn enabled_sites(seed: u64) -> Vec<&'static str> {
 
 /// Distinguishes the "is it enabled" draw from the "does it fire" stream.
 const ENABLE_SALT: u64 = 0x6275_6767_6966_7901;
+#[cfg(madsim)]
 const FIRE_SALT: u64 = 0x6275_6767_6966_7902;
 
 fn site_rng(seed: u64, site: &str, salt: u64) -> rand_chacha::ChaCha8Rng {
