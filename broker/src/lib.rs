@@ -1,6 +1,7 @@
 //! DistributedLog broker: a Kafka-compatible log broker whose code runs both
 //! in a deterministic simulation (`--cfg madsim`) and in production on tokio.
 
+pub mod testbed;
 pub mod clock;
 pub mod controller;
 pub mod disk;

@@ -6,6 +6,7 @@
 //! The run produces a history (format v1) that `checker` judges.
 
 pub mod corpus;
+pub mod coverage;
 pub mod history;
 pub mod shard;
 pub mod sweep_report;

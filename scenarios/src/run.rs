@@ -56,7 +56,13 @@ pub struct Setup {
     pub quorum: QuorumSettings,
     /// Fault-schedule overrides (`nemesis.*`), for scenarios that honour them.
     pub nemesis: NemesisSettings,
+    /// `buggify=true` (`--buggify`): BUGGIFY sites in broker code may fire
+    /// (see `broker::testbed`).
+    pub buggify: bool,
 }
+
+/// The `--config` pair that `--buggify` stands for.
+pub const BUGGIFY_PAIR: &str = "buggify=true";
 
 /// `--config nemesis.KEY=VALUE` overrides of a scenario's fault schedule.
 #[derive(Debug, Clone, Default)]
@@ -111,6 +117,9 @@ pub struct RunOutcome {
     pub notes: Vec<String>,
     /// Virtual time the run lasted, in nanoseconds.
     pub simulated_ns: u64,
+    /// Coverage marks the run reached and BUGGIFY sites that were on and
+    /// fired (see `broker::testbed`).
+    pub coverage: broker::testbed::RunCoverage,
 }
 
 /// Why a run produced no verdict.
@@ -159,6 +168,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
     };
     let mut client = ClientSettings::default();
     let mut nemesis = NemesisSettings::default();
+    let mut buggify = false;
     let mut quorum = QuorumSettings {
         controllers: 3,
         raft: RaftConfig::new(0, Vec::new()),
@@ -231,6 +241,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
             }
             "nemesis.power_loss" => nemesis.power_loss = value.parse().map_err(|_| bad())?,
             _ if key.starts_with("nemesis.") => return Err(RunError::Config(format!("unknown nemesis setting {key:?}"))),
+            "buggify" => buggify = value.parse().map_err(|_| bad())?,
             _ => broker.set(pair).map_err(|e| RunError::Config(e.to_string()))?,
         }
     }
@@ -249,6 +260,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         client,
         quorum,
         nemesis,
+        buggify,
     })
 }
 
@@ -257,6 +269,9 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
 pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
     crate::find(&options.scenario).ok_or_else(|| RunError::UnknownScenario(options.scenario.clone()))?;
     let setup = setup(options)?;
+    // Marks and BUGGIFY state are per thread; this run owns this thread
+    // until `block_on` returns (madsim runs every task on it).
+    broker::testbed::begin_run(options.seed, setup.buggify);
     let history = Recorder::new();
     let mut runtime = madsim::runtime::Runtime::with_seed_and_config(options.seed, madsim::Config::default());
     // A bound on virtual time: a run that has not ended by then is stuck.
@@ -279,6 +294,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
             }
         })
     }));
+    let coverage = broker::testbed::end_run();
     let history_text = history.to_jsonl();
     let simulated_ns = Some(elapsed.load(std::sync::atomic::Ordering::SeqCst)).filter(|ns| *ns != ELAPSED_UNKNOWN);
     let run = match result {
@@ -316,6 +332,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
         report,
         notes: run.notes,
         simulated_ns: simulated_ns.expect("a scenario that returned ended inside the runtime"),
+        coverage,
     })
 }
 
@@ -339,7 +356,11 @@ impl Drop for VirtualStopwatch {
 pub fn replay_command(options: &RunOptions) -> String {
     let mut command = format!("dlog-sim run --scenario {} --seed {}", options.scenario, options.seed);
     for pair in &options.config {
-        command.push_str(&format!(" --config {pair}"));
+        if pair == BUGGIFY_PAIR {
+            command.push_str(" --buggify");
+        } else {
+            command.push_str(&format!(" --config {pair}"));
+        }
     }
     command
 }

@@ -458,6 +458,7 @@ impl MetadataImage {
     ) -> Result<&BrokerRegistration, MetadataError> {
         let broker = self.brokers.get(&broker_id).ok_or(MetadataError::UnknownBroker(broker_id))?;
         if broker.broker_epoch != broker_epoch {
+            crate::mark!("controller.stale_broker_epoch");
             return Err(MetadataError::StaleBrokerEpoch { broker_id, given: broker_epoch, current: broker.broker_epoch });
         }
         Ok(broker)
@@ -497,6 +498,7 @@ impl MetadataImage {
         if now_ms - broker.last_heartbeat_ms < self.config.broker_session_timeout_ms {
             return Err(MetadataError::SessionNotExpired(broker_id));
         }
+        crate::mark!("controller.broker.fenced");
         self.fence(broker_id);
         Ok(ApplyOutcome::BrokerFenced)
     }
@@ -549,6 +551,7 @@ impl MetadataImage {
                     changed = true;
                 }
                 if partition.leader == Some(broker_id) {
+                    crate::mark!("controller.partition.leader_moved");
                     elect_leader(partition, &live, unclean, min_isr);
                     changed = true;
                 }
@@ -690,9 +693,11 @@ impl MetadataImage {
             return Err(MetadataError::NotLeader(broker_id));
         }
         if leader_epoch != partition.leader_epoch {
+            crate::mark!("controller.alter_partition.fenced_leader_epoch");
             return Err(MetadataError::FencedLeaderEpoch { given: leader_epoch, current: partition.leader_epoch });
         }
         if partition_epoch != partition.partition_epoch {
+            crate::mark!("controller.alter_partition.stale_partition_epoch");
             return Err(MetadataError::InvalidUpdateVersion { given: partition_epoch, current: partition.partition_epoch });
         }
         if !new_isr.contains(&broker_id) {
@@ -809,9 +814,13 @@ fn elect_leader(partition: &mut PartitionState, live: &[BrokerId], unclean: bool
     let eligible = partition.replicas.iter().copied().find(|b| partition.elr.contains(b) && live.contains(b));
     let (leader, isr) = match (clean, eligible) {
         (Some(leader), _) => (Some(leader), None),
-        (None, Some(leader)) => (Some(leader), Some(vec![leader])),
+        (None, Some(leader)) => {
+            crate::mark!("controller.elect.eligible_replica");
+            (Some(leader), Some(vec![leader]))
+        }
         (None, None) if unclean => match partition.replicas.iter().copied().find(|b| live.contains(b)) {
             Some(leader) => {
+                crate::mark!("controller.elect.unclean");
                 // Whatever the eligible replicas held is given up with it.
                 partition.elr.clear();
                 (Some(leader), Some(vec![leader]))

@@ -300,6 +300,7 @@ pub async fn run_controller(
             Some(message) = inbound_rx.recv() => controller.node.step(message),
             Some((request, reply)) = api_rx.recv() => controller.handle_request(request, reply),
         }
+        if controller.node.has_ready() && crate::buggify!("quorum.ready.slow") { tokio::time::sleep(Duration::from_millis(50)).await; }
         controller.drain_ready()?;
     }
 }

@@ -174,6 +174,7 @@ impl RaftLog {
                         entry.index,
                         self.committed
                     );
+                    crate::mark!("raft.log.truncate_conflict");
                     self.entries.truncate((entry.index - self.first_index()) as usize);
                     self.persisted = self.persisted.min(entry.index - 1);
                     truncated = Some(entry.index);

@@ -201,6 +201,7 @@ impl RaftNode {
                     self.election_elapsed = 0;
                     if self.config.check_quorum {
                         if !self.quorum_recently_active() {
+                            crate::mark!("raft.check_quorum.step_down");
                             tracing::debug!(id = self.id(), term = self.term, "check-quorum failed: stepping down");
                             self.become_follower(self.term, None);
                             return;
@@ -584,6 +585,7 @@ impl RaftNode {
         self.reset_election_timer();
         let last_index = self.log.last_index();
         self.progress = self.peers().into_iter().map(|p| (p, Progress::new(last_index))).collect();
+        crate::mark!("raft.leader.elected");
         tracing::debug!(id = self.id(), term = self.term, "became leader");
         self.append_own(EntryKind::Noop, Vec::new());
         self.broadcast_append();
@@ -633,7 +635,8 @@ impl RaftNode {
         }
         let prev_log_index = next - 1;
         let prev_log_term = self.log.term(prev_log_index).expect("raft: leader holds prev entry");
-        let last = self.log.last_index().min(next - 1 + self.config.max_entries_per_append as u64);
+        let entries_max = if crate::buggify!("raft.append.single_entry") { 1 } else { self.config.max_entries_per_append as u64 };
+        let last = self.log.last_index().min(next - 1 + entries_max);
         let entries = self.log.entries(next, last).to_vec();
         let progress = self.progress.get_mut(&peer).expect("progress exists");
         match progress.state {
@@ -692,6 +695,7 @@ impl RaftNode {
                 self.send(leader, MessageBody::AppendEntriesResponse { result: Err(hint) });
             }
             Some(term) if term != prev_log_term => {
+                crate::mark!("raft.append.reject_conflict_term");
                 let hint = RejectHint {
                     rejected_prev_index: prev_log_index,
                     conflict_term: Some(term),
@@ -724,6 +728,7 @@ impl RaftNode {
             // We hold that entry: our prefix matches, just learn the commit.
             self.log.commit_to(meta.last_index);
         } else {
+            crate::mark!("raft.snapshot.install");
             tracing::debug!(id = self.id(), index = meta.last_index, "restoring snapshot from leader");
             self.log.restore(&snapshot);
             self.snapshot = Some(snapshot.clone());

@@ -21,7 +21,13 @@ pub fn check_leader_epoch(
     };
     match request.cmp(&current) {
         Ordering::Equal => Ok(()),
-        Ordering::Less => Err(ReplicationError::FencedLeaderEpoch { request, current }),
-        Ordering::Greater => Err(ReplicationError::UnknownLeaderEpoch { request, current }),
+        Ordering::Less => {
+            crate::mark!("replication.fenced_leader_epoch");
+            Err(ReplicationError::FencedLeaderEpoch { request, current })
+        }
+        Ordering::Greater => {
+            crate::mark!("replication.unknown_leader_epoch");
+            Err(ReplicationError::UnknownLeaderEpoch { request, current })
+        }
     }
 }

@@ -112,6 +112,7 @@ impl FollowerState {
         }
         if let Some(diverging) = response.diverging_epoch {
             let offset = self.truncation_offset(diverging);
+            if offset < self.local.log_end_offset() { crate::mark!("replication.follower.truncate_by_epoch"); }
             assert!(offset <= self.local.log_end_offset());
             self.local.truncate_to(offset.max(self.local.log_start_offset()));
             return FollowerDecision::TruncateTo { offset: self.local.log_end_offset() };

@@ -248,6 +248,7 @@ impl LeaderState {
         if let Some(last_fetched_epoch) = fetch.last_fetched_epoch {
             let epoch_end = self.local.epoch_cache().end_offset_for(last_fetched_epoch, log_end_offset);
             if epoch_end.end_offset < fetch.fetch_offset || epoch_end.epoch < last_fetched_epoch {
+                crate::mark!("replication.leader.diverging_epoch");
                 return Ok(FetchAnswer::Diverging {
                     diverging_epoch: epoch_end,
                     high_watermark: self.local.high_watermark(),
@@ -279,6 +280,7 @@ impl LeaderState {
         let mut index = 0;
         while index < self.delayed_produce.len() {
             if self.delayed_produce[index].deadline_ms <= now_ms {
+                crate::mark!("replication.produce.timed_out");
                 let request = self.delayed_produce.remove(index).expect("index in range");
                 self.effects.push(LeaderEffect::CompleteProduce {
                     request_id: request.request_id,
@@ -319,6 +321,7 @@ impl LeaderState {
     /// Partition metadata arrived.
     pub fn on_metadata(&mut self, metadata: &PartitionMetadata) -> MetadataVerdict {
         if metadata.leader_epoch < self.leader_epoch {
+            crate::mark!("replication.leader.stale_metadata");
             return MetadataVerdict::Stale;
         }
         if metadata.leader_epoch > self.leader_epoch || metadata.leader != Some(self.replica_id) {
@@ -327,6 +330,7 @@ impl LeaderState {
         if metadata.partition_epoch > self.partition_epoch {
             self.on_isr_committed(metadata.isr.clone(), metadata.partition_epoch);
         } else if metadata.partition_epoch < self.partition_epoch {
+            crate::mark!("replication.leader.stale_metadata");
             return MetadataVerdict::Stale;
         }
         MetadataVerdict::StillLeader
@@ -376,6 +380,7 @@ impl LeaderState {
         }
         let Some(log_end_offset) = self.followers[&replica_id].log_end_offset else { return };
         if log_end_offset >= self.local.high_watermark() && log_end_offset >= self.leader_epoch_start_offset {
+            crate::mark!("replication.isr.expand");
             let mut new_isr = self.isr.clone();
             new_isr.insert(replica_id);
             self.propose_isr(new_isr);
@@ -402,6 +407,7 @@ impl LeaderState {
             .copied()
             .collect();
         if !out_of_sync.is_empty() {
+            crate::mark!("replication.isr.shrink");
             let new_isr = self.isr.difference(&out_of_sync).copied().collect();
             self.propose_isr(new_isr);
         }

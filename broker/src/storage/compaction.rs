@@ -194,6 +194,7 @@ impl PartitionLog {
             if out != bytes {
                 self.swap_segment(base, &out)?;
                 outcome.cleaned_segments += 1;
+                crate::mark!("storage.compaction.segment");
             }
         }
         self.first_dirty_offset = first_uncleaned;

@@ -285,11 +285,13 @@ impl PartitionLog {
                             tracing::info!(segment = ?path, why, "rebuilding index from the log");
                         }
                         self.recovery.rebuilt_indexes += 1;
+                        crate::mark!("storage.recovery.rebuild_index");
                         seg = Segment::new(base, &dir, file.clone(), now);
                     }
                 }
             }
             let mut scan_from = None;
+            if !trusted && is_last && clean_marker.is_none() { crate::mark!("storage.recovery.unclean_tail_scan"); }
             if !trusted {
                 scan_from = Some(0);
             } else if is_last {
@@ -334,6 +336,7 @@ impl PartitionLog {
                                 }
                             }
                         } else {
+                            crate::mark!("storage.recovery.torn_tail");
                             tracing::warn!(segment = ?path, position = problem.position, reason = %problem.reason, dropped_bytes = dropped, "truncating a torn tail");
                         }
                         file.set_len(out.valid_end).map_err(io_err("truncate", &path))?;
@@ -689,6 +692,7 @@ impl PartitionLog {
     fn rollback(&mut self, position: u64) {
         let active = self.segments.values().next_back().expect("non-empty");
         debug_assert_eq!(active.size_bytes, position, "in-memory end is untouched by a failed append");
+        crate::mark!("storage.append.rollback");
         match active.file.set_len(position) {
             Ok(()) => {
                 // Best effort: make the truncation durable so a crash cannot
@@ -712,7 +716,7 @@ impl PartitionLog {
         let too_big = active.size_bytes + append_bytes > self.config.segment_bytes || active.size_bytes + append_bytes > u64::from(u32::MAX);
         let too_old = now.saturating_sub(active.created_ms) >= self.config.segment_ms;
         let offset_overflow = last_offset - active.base_offset > i64::from(i32::MAX);
-        if too_big || too_old || offset_overflow {
+        if too_big || too_old || offset_overflow || crate::buggify!("storage.roll.early") {
             self.roll()?;
         }
         Ok(())
@@ -828,6 +832,7 @@ impl PartitionLog {
                 if h.base_offset >= upper {
                     return Ok(empty(offset));
                 }
+                let max_bytes = if crate::buggify!("storage.read.short") { 0 } else { max_bytes };
                 let (records, last) = seg.read_batches(pos, &h, max_bytes, upper)?;
                 debug_assert!(last < self.log_end_offset, "never read past the end");
                 return Ok(ReadResult { records, next_offset: last + 1, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset });

@@ -56,6 +56,7 @@ impl PartitionLog {
         if doomed.is_empty() {
             return Ok(RetentionOutcome { log_start_offset: self.log_start_offset, ..Default::default() });
         }
+        crate::mark!("storage.retention.delete_segment");
         let last_doomed = *doomed.last().expect("non-empty");
         let next_base = *self.segments.range(last_doomed + 1..).next().expect("the active segment remains").0;
         let new_start = self.log_start_offset.max(next_base);
@@ -149,6 +150,7 @@ impl PartitionLog {
         if offset < self.log_start_offset {
             return Err(StorageError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset });
         }
+        crate::mark!("storage.truncate");
         let keep_base = *self.segments.range(..=offset).next_back().expect("offset >= log start >= first base").0;
         let seg = self.segments.get(&keep_base).expect("present");
         let (cut, cut_offset) = match seg.find_batch(offset)? {
@@ -319,6 +321,7 @@ impl PartitionLog {
     /// state from what is on disk (as a restart would). If even that fails
     /// the log goes offline until reopened.
     pub(crate) fn reload_after_failure(&mut self, cause: &StorageError) {
+        crate::mark!("storage.reload_after_failure");
         tracing::warn!(dir = ?self.dir, error = %cause, "reloading log state from disk after a failed operation");
         let old_segments = std::mem::take(&mut self.segments);
         let old = (self.log_start_offset, self.log_end_offset, self.recovery_point, self.epochs.clone());

@@ -331,12 +331,14 @@ impl Segment {
             if !ok {
                 // One re-read of this batch: a transient bit flip on the
                 // read path must not be reported as corruption.
+                crate::mark!("storage.read.reread_after_bad_crc");
                 let mut again = vec![0u8; size];
                 self.file.read_exact_at(&mut again, pos_abs).map_err(|e| StorageError::io("read", &path, e))?;
                 let h2 = BatchHeader::parse(&again);
                 let ok2 = h2.is_some_and(|h2| h2.check_structure().is_ok() && h2.size_bytes() as usize == size && self.offsets_plausible(&h2, expect_min))
                     && batch::crc_ok(&again);
                 if !ok2 {
+                    crate::mark!("storage.read.corrupt");
                     return Err(StorageError::Corrupt { path, position: pos_abs, reason: "CRC-32C mismatch or misplaced offsets".into() });
                 }
                 buf[end..end + size].copy_from_slice(&again);

@@ -3,10 +3,14 @@
 //! ```text
 //! dlog-sim list
 //! dlog-sim run --scenario single-node-crash --seed 7 [--history FILE] [--trace FILE]
-//!              [--config KEY=VALUE]... [--check-determinism]
+//!              [--config KEY=VALUE]... [--check-determinism] [--buggify]
 //! dlog-sim sweep --scenario single-node-crash --seeds 1..200 [--jobs 2] [--all]
 //!                [--config KEY=VALUE]... [--shard I/N] [--json FILE] [--junit FILE]
+//!                [--buggify] [--marks]
 //! ```
+//! `--buggify` lets the BUGGIFY sites of broker code fire (the same as
+//! `--config buggify=true`; see `broker::testbed`); `--marks` ends a sweep
+//! with the coverage marks its runs reached.
 //! `--shard I/N` runs the seeds `s` of the range with `(s - first) mod N ==
 //! I - 1` (see `scenarios::shard`); `--json` writes a line per seed and
 //! `--junit` a JUnit XML report (see `scenarios::sweep_report`). On a
@@ -51,6 +55,9 @@ enum Command {
         /// Also write the checker's HTML report here.
         #[arg(long)]
         html: Option<std::path::PathBuf>,
+        /// Let BUGGIFY sites in broker code fire (sites enabled by the seed).
+        #[arg(long)]
+        buggify: bool,
     },
     /// Run a range of seeds and summarise.
     Sweep {
@@ -79,6 +86,12 @@ enum Command {
         /// Write a JUnit XML report here: a testcase per seed.
         #[arg(long, value_name = "FILE")]
         junit: Option<std::path::PathBuf>,
+        /// Let BUGGIFY sites in broker code fire (sites enabled by each seed).
+        #[arg(long)]
+        buggify: bool,
+        /// End with the coverage marks reached (and BUGGIFY sites fired) over the sweep.
+        #[arg(long)]
+        marks: bool,
     },
 }
 
@@ -93,6 +106,15 @@ fn parse_seeds(text: &str) -> Result<(u64, u64), String> {
         return Err(format!("empty seed range {text}"));
     }
     Ok((a, b))
+}
+
+/// `--buggify` is the config pair `buggify=true` (so a sweep's config, its
+/// JSON lines and its replay commands carry it like any other setting).
+fn with_buggify(mut config: Vec<String>, buggify: bool) -> Vec<String> {
+    if buggify && !config.iter().any(|pair| pair == "buggify=true") {
+        config.push("buggify=true".to_string());
+    }
+    config
 }
 
 fn main() {
@@ -113,7 +135,8 @@ fn main() {
             config,
             check_determinism,
             html,
-        } => sim_build::run(scenario, seed, history, trace, config, check_determinism, html),
+            buggify,
+        } => sim_build::run(scenario, seed, history, trace, with_buggify(config, buggify), check_determinism, html),
         #[cfg(madsim)]
         Command::Sweep {
             scenario,
@@ -124,13 +147,16 @@ fn main() {
             shard,
             json,
             junit,
+            buggify,
+            marks,
         } => match parse_seeds(&seeds) {
             Ok(range) => sim_build::sweep(sim_build::SweepArgs {
                 scenario,
                 range,
                 jobs,
-                config,
+                config: with_buggify(config, buggify),
                 all,
+                marks,
                 shard: shard.unwrap_or(scenarios::shard::Shard::WHOLE),
                 json,
                 junit,
@@ -142,7 +168,7 @@ fn main() {
         },
         #[cfg(not(madsim))]
         Command::Run { .. } | Command::Sweep { .. } => {
-            let _ = parse_seeds;
+            let _ = (parse_seeds, with_buggify);
             eprintln!(
                 "this dlog-sim was built without the simulation runtime.\n\
                  Build the simulation with: RUSTFLAGS=\"--cfg madsim\" cargo build --release -p dlog-scenarios --target-dir target/sim\n\
@@ -222,11 +248,18 @@ mod sim_build {
         };
         println!("scenario {} seed {seed}", options.scenario);
         print!("{plan}");
+        let buggify = scenarios::run::setup(&options).map(|setup| setup.buggify).unwrap_or(false);
+        if buggify {
+            println!("{}", scenarios::coverage::buggify_header(seed));
+        }
         if let Some(path) = &trace {
             if !install_trace(path) {
                 return 2;
             }
             tracing::info!(seed, scenario = %options.scenario, "run starts\n{plan}");
+            if buggify {
+                tracing::info!("{}", scenarios::coverage::buggify_header(seed));
+            }
         }
         let outcome = match run_seed(&options) {
             Ok(outcome) => outcome,
@@ -243,6 +276,10 @@ mod sim_build {
         println!("ran: {events} history events, trace hash {:016x}", outcome.trace_hash);
         for note in &outcome.notes {
             println!("{note}");
+        }
+        println!("{}", scenarios::coverage::marks_line(&outcome.coverage));
+        if buggify {
+            println!("{}", scenarios::coverage::buggify_fired_line(&outcome.coverage));
         }
         if check_determinism {
             match run_seed(&options) {
@@ -305,6 +342,8 @@ mod sim_build {
         pub config: Vec<String>,
         /// A line for every seed, not just failing ones.
         pub all: bool,
+        /// End with the marks reached over the sweep.
+        pub marks: bool,
         pub shard: Shard,
         pub json: Option<PathBuf>,
         pub junit: Option<PathBuf>,
@@ -356,6 +395,8 @@ mod sim_build {
     struct SweepState {
         records: Vec<SeedRecord>,
         figures: std::collections::BTreeMap<String, (u64, u64)>,
+        /// Marks and BUGGIFY sites over the runs so far.
+        coverage: scenarios::coverage::CoverageTally,
         /// `--json`: the file and the lines waiting for an earlier seed.
         json: Option<(std::fs::File, InOrder<String>)>,
         /// The first error writing `--json`, reported at the end.
@@ -409,7 +450,7 @@ mod sim_build {
     }
 
     pub fn sweep(args: SweepArgs) -> i32 {
-        let SweepArgs { scenario, range: (first, last), jobs, config, all, shard, json, junit } = args;
+        let SweepArgs { scenario, range: (first, last), jobs, config, all, marks, shard, json, junit } = args;
         if scenarios::find(&scenario).is_none() {
             eprintln!("unknown scenario {scenario:?} (see `dlog-sim list`)");
             return 2;
@@ -443,6 +484,7 @@ mod sim_build {
         let state = Mutex::new(SweepState {
             records: Vec::new(),
             figures: std::collections::BTreeMap::new(),
+            coverage: scenarios::coverage::CoverageTally::default(),
             json: json_file.map(|file| (file, InOrder::default())),
             json_error: None,
         });
@@ -466,6 +508,7 @@ mod sim_build {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
             if let Ok(outcome) = &outcome {
                 add_figures(&mut state.figures, &outcome.notes);
+                state.coverage.add(seed, &outcome.coverage);
             }
             if let Some(line) = line {
                 progress.println(&line);
@@ -525,6 +568,9 @@ mod sim_build {
         );
         for (name, (total, runs)) in &state.figures {
             println!("  {name}: {total} over {runs} runs ({:.1} per run)", *total as f64 / (*runs).max(1) as f64);
+        }
+        if marks {
+            print!("{}", state.coverage.render());
         }
         if invalid > 0 {
             1
