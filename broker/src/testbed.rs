@@ -69,6 +69,7 @@ pub const MARKS: &[(&str, &str)] = &[
     ("group.coordinator.loaded_groups", "a coordinator loaded a __consumer_offsets partition that already held groups (it took over from another)"),
     ("group.generation.voided", "a generation's record did not become durable, so the generation was voided and its members rejoin"),
     ("group.commit.fenced", "a commit from a member outside the group's current generation was refused (a zombie)"),
+    ("producer_state.duplicate_answered", "a partition leader recognised a retried idempotent batch and answered with its original offsets"),
     ("group.member.session_expired", "a member that stopped heartbeating was removed when its session expired"),
 ];
 

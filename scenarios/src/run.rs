@@ -29,6 +29,9 @@ pub struct ClientSettings {
     /// fetched before processing it (a teaching knob: a crash in between
     /// loses those records for the group).
     pub commit_before_process: bool,
+    /// `client.enable.idempotence`: producers send with a producer id and
+    /// sequence numbers, so retrying an ambiguous send cannot duplicate it.
+    pub enable_idempotence: bool,
 }
 
 impl Default for ClientSettings {
@@ -39,6 +42,7 @@ impl Default for ClientSettings {
             retry_ambiguous: false,
             acks: -1,
             commit_before_process: false,
+            enable_idempotence: false,
         }
     }
 }
@@ -214,6 +218,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
             "client.retry.ambiguous" => client.retry_ambiguous = value.parse().map_err(|_| bad())?,
             "client.acks" => client.acks = value.parse().ok().filter(|a| matches!(a, -1..=1)).ok_or_else(bad)?,
             "client.commit.before.process" => client.commit_before_process = value.parse().map_err(|_| bad())?,
+            "client.enable.idempotence" => client.enable_idempotence = value.parse().map_err(|_| bad())?,
             _ if key.starts_with("client.") => return Err(RunError::Config(format!("unknown client setting {key:?}"))),
             "raft.prevote" => quorum.raft.prevote = value.parse().map_err(|_| bad())?,
             "raft.check_quorum" => quorum.raft.check_quorum = value.parse().map_err(|_| bad())?,

@@ -190,6 +190,7 @@ pub(crate) async fn producer_process(
         retry_backoff_ms_max: 500,
         retry_ambiguous: clients.retry_ambiguous,
         acks: clients.acks,
+        enable_idempotence: clients.enable_idempotence,
         ..ProducerConfig::default()
     };
     let clock = sim::clock::SimClock::new();

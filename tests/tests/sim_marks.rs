@@ -96,6 +96,7 @@ const UNREACHED: &[(&str, &str)] = &[
     ("storage.recovery.rebuild_index", "crashes leave no clean-shutdown marker, so the last segment is scanned, not indexed"),
     ("storage.reload_after_failure", "not reached in seeds 1..300 of single-node-crash, controller-chaos or replication-chaos"),
     ("storage.compaction.segment", "only group-chaos compacts (__consumer_offsets), in about 1 seed of 40"),
+    ("producer_state.duplicate_answered", "reached only with client.enable.idempotence=true; tests/tests/sim_idempotence.rs requires it"),
     ("storage.retention.delete_segment", "no scenario sets a retention limit"),
 ];
 

@@ -8,6 +8,18 @@
 //! broker, which appends nothing on error), and reports ambiguous ones to
 //! the caller as such. `retry_ambiguous = true` restores Kafka's
 //! at-least-once behaviour and its duplicates.
+//!
+//! With `enable_idempotence` the producer gets a producer id
+//! (InitProducerId) and numbers each partition's batches (the sequence of
+//! a batch's first record, fixed when the batch is made, so every retry of
+//! it carries the same one). The partition leader then recognises a retry
+//! of a batch it already appended and answers with the original offset, so
+//! every failure may be retried without duplicates. A batch whose outcome
+//! stays unknown after the last retry leaves the sequence in doubt: the
+//! producer then takes a new producer id, starting again at sequence 0 (as
+//! Kafka's producer bumps its epoch, KIP-360). So do OUT_OF_ORDER_SEQUENCE_NUMBER
+//! and UNKNOWN_PRODUCER_ID, which say the broker lost track of the
+//! producer; the batch is then sent again under the new id.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +27,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     produce_request::{PartitionProduceData, TopicProduceData},
-    ProduceRequest, TopicName,
+    InitProducerIdRequest, ProduceRequest, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -50,6 +62,8 @@ pub struct ProducerConfig {
     pub retry_ambiguous: bool,
     /// Most records held per partition before `enqueue` asks for a flush.
     pub batch_records_max: usize,
+    /// Idempotent sends (producer id and sequence numbers).
+    pub enable_idempotence: bool,
 }
 
 impl Default for ProducerConfig {
@@ -64,6 +78,7 @@ impl Default for ProducerConfig {
             retry_backoff_ms_max: 1_000,
             retry_ambiguous: false,
             batch_records_max: 500,
+            enable_idempotence: false,
         }
     }
 }
@@ -74,6 +89,9 @@ impl Default for ProducerConfig {
 pub struct SendError {
     /// True when the records certainly were not appended.
     pub definite: bool,
+    /// Idempotence: the broker no longer knows this producer's sequence
+    /// (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH).
+    pub producer_lost: bool,
     /// What went wrong.
     pub message: String,
 }
@@ -92,7 +110,14 @@ pub struct Producer {
     pending: BTreeMap<TopicPartition, Vec<(Option<Bytes>, Option<Bytes>)>>,
     /// Wall-clock source for record timestamps, in milliseconds.
     now_ms: Box<dyn Fn() -> i64 + Send>,
+    /// Idempotence: the producer id and epoch, once handed out.
+    producer: Option<(i64, i16)>,
+    /// Idempotence: each partition's next sequence number.
+    sequences: BTreeMap<TopicPartition, i32>,
 }
+
+/// InitProducerId request version this client speaks.
+pub const INIT_PRODUCER_ID_VERSION: i16 = 3;
 
 /// Whether a broker error code means "nothing was appended, try again".
 fn retriable_code(code: i16) -> bool {
@@ -108,6 +133,8 @@ impl Producer {
             cluster,
             pending: BTreeMap::new(),
             now_ms,
+            producer: None,
+            sequences: BTreeMap::new(),
         }
     }
 
@@ -140,8 +167,9 @@ impl Producer {
         outcomes
     }
 
-    fn encode_batch(&self, records: &[(Option<Bytes>, Option<Bytes>)]) -> Result<Bytes, SendError> {
+    fn encode_batch(&self, records: &[(Option<Bytes>, Option<Bytes>)], producer: Option<(i64, i16, i32)>) -> Result<Bytes, SendError> {
         let timestamp = (self.now_ms)();
+        let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE));
         let records: Vec<Record> = records
             .iter()
             .enumerate()
@@ -150,11 +178,11 @@ impl Producer {
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-                producer_id: NO_PRODUCER_ID,
-                producer_epoch: NO_PRODUCER_EPOCH,
+                producer_id,
+                producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: NO_SEQUENCE,
+                sequence: if base_sequence == NO_SEQUENCE { NO_SEQUENCE } else { base_sequence.wrapping_add(i as i32) & i32::MAX },
                 timestamp,
                 key: key.clone(),
                 value: value.clone(),
@@ -168,22 +196,93 @@ impl Producer {
         };
         RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| SendError {
             definite: true,
+            producer_lost: false,
             message: format!("encode failed: {e}"),
         })?;
         Ok(buf.freeze())
     }
 
+    /// An idempotent producer's id and epoch, asking for one if needed.
+    async fn producer_id(&mut self) -> Result<(i64, i16), SendError> {
+        if let Some(producer) = self.producer {
+            return Ok(producer);
+        }
+        let request = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+        let timeout_ms = self.config.request_timeout_ms;
+        let server = self.config.bootstrap.split(',').map(str::trim).find(|s| !s.is_empty()).unwrap_or_default().to_string();
+        let response = match self.cluster.connection(&server).await {
+            Ok(connection) => connection.request(&request, INIT_PRODUCER_ID_VERSION, timeout_ms).await,
+            Err(error) => Err(error),
+        };
+        let response = response.map_err(|error| {
+            self.cluster.drop_connection(&server);
+            SendError { definite: true, producer_lost: false, message: format!("InitProducerId: {error}") }
+        })?;
+        if response.error_code != 0 {
+            return Err(SendError { definite: true, producer_lost: false, message: format!("InitProducerId: error code {}", response.error_code) });
+        }
+        let producer = (response.producer_id.0, response.producer_epoch);
+        self.producer = Some(producer);
+        self.sequences.clear();
+        Ok(producer)
+    }
+
+    /// The batch to send for `records`: with idempotence, under the
+    /// current producer id at `tp`'s next sequence.
+    async fn make_batch(&mut self, tp: &TopicPartition, records: &[(Option<Bytes>, Option<Bytes>)]) -> Result<Bytes, SendError> {
+        if !self.config.enable_idempotence {
+            return self.encode_batch(records, None);
+        }
+        let (producer_id, producer_epoch) = self.producer_id().await?;
+        let sequence = self.sequences.get(tp).copied().unwrap_or(0);
+        self.encode_batch(records, Some((producer_id, producer_epoch, sequence)))
+    }
+
     /// Sends one batch to `tp`'s leader with retries.
     pub async fn send_batch(&mut self, tp: &TopicPartition, records: &[(Option<Bytes>, Option<Bytes>)]) -> Result<SendOutcome, SendError> {
-        let batch = self.encode_batch(records)?;
+        let mut batch = None;
         let mut attempt = 0;
+        // Once an attempt may have been appended, the send's outcome stays
+        // unknown whatever later attempts say (a connection refused on the
+        // retry does not undo the first attempt).
+        let mut maybe_appended = false;
         loop {
-            let error = match self.try_send(tp, &batch).await {
-                Ok(outcome) => return Ok(outcome),
-                Err(error) => error,
+            let error = match &batch {
+                None => match self.make_batch(tp, records).await {
+                    Ok(made) => {
+                        batch = Some(made);
+                        continue;
+                    }
+                    Err(error) => error,
+                },
+                Some(made) => match self.try_send(tp, made).await {
+                    Ok(outcome) => {
+                        if self.config.enable_idempotence {
+                            let next = self.sequences.get(tp).copied().unwrap_or(0).wrapping_add(records.len() as i32) & i32::MAX;
+                            self.sequences.insert(tp.clone(), next);
+                        }
+                        return Ok(outcome);
+                    }
+                    Err(error) => {
+                        if self.config.enable_idempotence && error.producer_lost {
+                            // The broker lost track of this producer: a new
+                            // id, and the batch again under it.
+                            self.producer = None;
+                            batch = None;
+                        }
+                        error
+                    }
+                },
             };
-            let may_retry = error.definite || self.config.retry_ambiguous;
+            maybe_appended |= !error.definite && batch.is_some();
+            let may_retry = error.definite || self.config.retry_ambiguous || self.config.enable_idempotence;
             if !may_retry || attempt >= self.config.retries {
+                let error = SendError { definite: error.definite && !maybe_appended, ..error };
+                if self.config.enable_idempotence && !error.definite {
+                    // The batch may or may not be in the log: its sequence
+                    // is in doubt, so the next batch starts a new producer.
+                    self.producer = None;
+                }
                 return Err(error);
             }
             let backoff_ms = self
@@ -202,6 +301,7 @@ impl Producer {
             Ok(None) => {
                 return Err(SendError {
                     definite: true,
+                    producer_lost: false,
                     message: format!("no leader known for {tp}"),
                 })
             }
@@ -247,12 +347,15 @@ impl Producer {
             .find(|p| p.index == tp.partition)
             .ok_or_else(|| SendError {
                 definite: false,
+                producer_lost: false,
                 message: format!("response did not mention {tp}"),
             })?;
         if partition.error_code != 0 {
             self.cluster.invalidate(tp);
+            let code = partition.error_code;
             return Err(SendError {
-                definite: !appended_maybe(partition.error_code),
+                definite: !appended_maybe(code),
+                producer_lost: [ResponseError::OutOfOrderSequenceNumber.code(), ResponseError::UnknownProducerId.code(), ResponseError::InvalidProducerEpoch.code()].contains(&code),
                 message: format!(
                     "broker error {} on {tp}{}",
                     partition.error_code,
@@ -279,6 +382,7 @@ fn appended_maybe(code: i16) -> bool {
 fn client_error(error: ClientError) -> SendError {
     SendError {
         definite: error.is_definite(),
+        producer_lost: false,
         message: error.to_string(),
     }
 }

@@ -275,6 +275,7 @@ impl Partition {
         }
         let idempotent = self.check_idempotent(records)?;
         if let Some((header, AppendCheck::Duplicate { base_offset, last_offset })) = idempotent {
+            crate::mark!("producer_state.duplicate_answered");
             tracing::debug!(producer_id = header.producer_id, base_sequence = header.base_sequence, base_offset, "duplicate batch: answered with the original offsets");
             return Ok(AppendInfo { base_offset, last_offset, log_append_time_ms: -1, batch_count: 1 });
         }
