@@ -40,7 +40,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use sim::cluster::SimCluster;
-use sim::nemesis::{FaultPlan, NemesisConfig};
+use sim::nemesis::NemesisConfig;
 
 use crate::history::{Actor, Recorder};
 use crate::run::{ClientSettings, ScenarioRun, Setup};
@@ -113,7 +113,7 @@ fn member_faults(seed: u64) -> BTreeMap<u64, Vec<(u64, MemberFault)>> {
 
 /// The schedule a run prints first: brokers' and members'.
 pub fn schedule(setup: &Setup) -> String {
-    let mut text = FaultPlan::generate(setup.seed, &nemesis_config(setup)).to_string();
+    let mut text = setup.fault_plan(&nemesis_config(setup)).to_string();
     text.push_str("member schedule:\n");
     for (member, faults) in member_faults(setup.seed) {
         for (at_ms, fault) in faults {
@@ -139,7 +139,7 @@ fn now_ms() -> u64 {
 pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String> {
     let mut cluster = SimCluster::start_with_quorum(BROKERS, &setup.broker, &setup.quorum, setup.seed);
     let bootstrap = cluster.brokers.iter().map(|b| b.addr()).collect::<Vec<_>>().join(",");
-    let plan = FaultPlan::generate(setup.seed, &nemesis_config(&setup));
+    let plan = setup.fault_plan(&nemesis_config(&setup));
     let setup_node = cluster.add_client((PRODUCERS + MEMBERS) as usize);
     let create = setup_node.spawn({
         let bootstrap = bootstrap.clone();
