@@ -200,7 +200,13 @@ pub fn fault_plan(options: &RunOptions) -> Result<FaultPlan, RunError> {
     crate::find(&options.scenario).ok_or_else(|| RunError::UnknownScenario(options.scenario.clone()))?;
     let setup = setup(options)?;
     let config = nemesis_config(&options.scenario, &setup).ok_or_else(|| RunError::Config(LEADER_KILL_NO_SCHEDULE.into()))?;
-    Ok(setup.fault_plan(&config))
+    let mut plan = setup.fault_plan(&config);
+    if options.scenario == "group-chaos" && plan.members.is_none() {
+        // The member schedule is part of the plan too (listed, so that a
+        // shrinker can drop member faults).
+        plan.members = Some(crate::group_chaos::member_faults(setup.seed));
+    }
+    Ok(plan)
 }
 
 /// Builds the setup from options, applying overrides.
@@ -314,8 +320,13 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
                 RunError::UnknownScenario(options.scenario.clone())
             }
         })?;
-        plan.check_fits(&config)
-            .map_err(|e| RunError::Config(format!("the schedule does not fit {}: {e}", options.scenario)))?;
+        let misfit = |e: String| RunError::Config(format!("the schedule does not fit {}: {e}", options.scenario));
+        plan.check_fits(&config).map_err(misfit)?;
+        match (&plan.members, options.scenario.as_str()) {
+            (Some(members), "group-chaos") => crate::group_chaos::check_members(members).map_err(misfit)?,
+            (Some(_), _) => return Err(misfit("it lists member faults, which only group-chaos has".into())),
+            (None, _) => {}
+        }
         setup.schedule = Some(plan.clone());
     }
     Ok(setup)

@@ -46,6 +46,20 @@
 //!   after the one before has ended (they never overlap: the runner carries
 //!   them out one after another).
 //!
+//! - `members listed`, then `member MS KIND process=N FIELD=VALUE` lines
+//!   (optional, `group-chaos` only): the member schedule, replacing the one
+//!   the seed draws. Kinds: `crash` and `leave` (`down_ms`), `pause`
+//!   (`pause_ms`); `process` is the member's process id in the history.
+//!   Member faults come in time order. Without `members listed` the
+//!   scenario draws its member schedule from the seed; with it and no
+//!   `member` line, members have no faults.
+//!
+//! ```text
+//! members listed
+//! member 6020 leave process=2 down_ms=2303
+//! member 18463 pause process=3 pause_ms=8811
+//! ```
+//!
 //! Any mistake is an error naming its line ([`ScheduleError`]).
 
 use std::collections::BTreeMap;
@@ -203,6 +217,41 @@ pub struct NemesisConfig {
     pub weights: [u32; 9],
 }
 
+/// What happens to one client process that is a group member (the
+/// member schedule of `group-chaos`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberFault {
+    /// Torn down at its next step, without leaving; back after `down_ms`
+    /// as a new member.
+    Crash {
+        /// How long it stays away.
+        down_ms: u64,
+    },
+    /// Stops between a fetch and processing it for `pause_ms`, longer than
+    /// its session: the group moves on without it.
+    Pause {
+        /// How long it stops.
+        pause_ms: u64,
+    },
+    /// Leaves the group cleanly; back after `down_ms`.
+    Leave {
+        /// How long it stays away.
+        down_ms: u64,
+    },
+}
+
+/// A member fault at a point of virtual time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledMemberFault {
+    /// When it is due, in ms since the run began (the member acts on it at
+    /// its next step).
+    pub at_ms: u64,
+    /// The member's process id in the history.
+    pub process: u64,
+    /// What happens.
+    pub fault: MemberFault,
+}
+
 /// The whole schedule of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultPlan {
@@ -212,6 +261,9 @@ pub struct FaultPlan {
     pub faults: Vec<ScheduledFault>,
     /// When faults stop.
     pub fault_phase_ms: u64,
+    /// The member schedule, when the plan gives one (a scenario with group
+    /// members draws its own from the seed when this is `None`).
+    pub members: Option<Vec<ScheduledMemberFault>>,
 }
 
 impl FaultPlan {
@@ -292,6 +344,7 @@ impl FaultPlan {
             seed,
             faults,
             fault_phase_ms: config.fault_phase_ms,
+            members: None,
         };
         debug_assert!(plan.faults.windows(2).all(|w| w[0].at_ms + w[0].fault.duration_ms() <= w[1].at_ms));
         plan
@@ -487,6 +540,17 @@ impl FaultPlan {
         for scheduled in &self.faults {
             text.push_str(&format!("at {} {} {}\n", scheduled.at_ms, scheduled.fault.kind_name(), scheduled.fault.file_fields()));
         }
+        if let Some(members) = &self.members {
+            text.push_str("members listed\n");
+            for m in members {
+                let (kind, field) = match m.fault {
+                    MemberFault::Crash { down_ms } => ("crash", format!("down_ms={down_ms}")),
+                    MemberFault::Pause { pause_ms } => ("pause", format!("pause_ms={pause_ms}")),
+                    MemberFault::Leave { down_ms } => ("leave", format!("down_ms={down_ms}")),
+                };
+                text.push_str(&format!("member {} {kind} process={} {field}\n", m.at_ms, m.process));
+            }
+        }
         text
     }
 
@@ -497,6 +561,7 @@ impl FaultPlan {
         let mut healed: Option<(u64, usize)> = None;
         // Each fault with its line, for the checks at the end.
         let mut faults: Vec<(ScheduledFault, usize)> = Vec::new();
+        let mut members: Option<Vec<ScheduledMemberFault>> = None;
         let mut lines = 0;
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
@@ -545,7 +610,37 @@ impl FaultPlan {
                     }
                     faults.push((ScheduledFault { at_ms, fault }, line));
                 }
-                other => return Err(error(format!("unknown item {other:?} (expected seed, healed-at-ms or at)"))),
+                "members" => {
+                    if words[..] != ["members", "listed"] {
+                        return Err(error(format!("expected `members listed`, got {content:?}")));
+                    }
+                    if members.replace(Vec::new()).is_some() {
+                        return Err(error("`members listed` given twice".into()));
+                    }
+                }
+                "member" => {
+                    let Some(listed) = members.as_mut() else {
+                        return Err(error("a `member` line before `members listed`".into()));
+                    };
+                    if words.len() < 3 {
+                        return Err(error(format!("expected `member MS KIND process=N FIELD=VALUE`, got {content:?}")));
+                    }
+                    let at_ms: u64 = words[1].parse().map_err(|_| error(format!("member: {:?} is not a valid time in ms", words[1])))?;
+                    let mut f = Fields::parse(&words[3..]).map_err(error)?;
+                    let process: u64 = f.number("process").map_err(error)?;
+                    let fault = match words[2] {
+                        "crash" => MemberFault::Crash { down_ms: f.number("down_ms").map_err(error)? },
+                        "pause" => MemberFault::Pause { pause_ms: f.number("pause_ms").map_err(error)? },
+                        "leave" => MemberFault::Leave { down_ms: f.number("down_ms").map_err(error)? },
+                        other => return Err(error(format!("unknown member fault kind {other:?} (crash, pause, leave)"))),
+                    };
+                    f.finish(words[2]).map_err(error)?;
+                    if listed.last().is_some_and(|previous| previous.at_ms > at_ms) {
+                        return Err(error(format!("member faults must come in time order; this one is due at {at_ms} ms")));
+                    }
+                    listed.push(ScheduledMemberFault { at_ms, process, fault });
+                }
+                other => return Err(error(format!("unknown item {other:?} (expected seed, healed-at-ms, at, members or member)"))),
             }
         }
         let end = lines + 1;
@@ -560,7 +655,7 @@ impl FaultPlan {
                 message: format!("this fault starts at {} ms, not before healed-at-ms {fault_phase_ms}", late.at_ms),
             });
         }
-        Ok(FaultPlan { seed, faults: faults.into_iter().map(|(f, _)| f).collect(), fault_phase_ms })
+        Ok(FaultPlan { seed, faults: faults.into_iter().map(|(f, _)| f).collect(), fault_phase_ms, members })
     }
 
     /// Checks the plan fits a scenario: it heals when the scenario does and
@@ -649,6 +744,11 @@ mod tests {
                     at 900 disk-errors window_ms=10 error_probability_pct=4 node=b\n";
         let plan = FaultPlan::parse(text).expect("parses");
         assert_eq!(plan.faults.len(), 9);
+        assert_eq!(plan.members, None);
+        assert_eq!(FaultPlan::parse(&plan.to_file_text()), Ok(plan.clone()));
+        let with_members = format!("{text}members listed\nmember 10 crash process=2 down_ms=5\nmember 20 pause pause_ms=7000 process=3\n");
+        let plan = FaultPlan::parse(&with_members).expect("parses");
+        assert_eq!(plan.members.as_ref().map(Vec::len), Some(2));
         assert_eq!(FaultPlan::parse(&plan.to_file_text()), Ok(plan));
     }
 
@@ -663,6 +763,8 @@ mod tests {
         assert_eq!(line_of(&format!("{head}at 10 crash node=b down_ms=100\nat 50 pause node=b pause_ms=1\n")), 5);
         assert_eq!(line_of(&format!("{head}at 2000 crash node=b down_ms=1\n")), 4);
         assert_eq!(line_of("dlog-sim-schedule 1\nseed 1\n"), 3);
+        assert_eq!(line_of(&format!("{head}member 10 crash process=2 down_ms=5\n")), 4);
+        assert_eq!(line_of(&format!("{head}members listed\nmember 10 jump process=2\n")), 5);
         let error = FaultPlan::parse(&format!("{head}at 10 crash node=b down_ms=1 extra=2\n")).unwrap_err();
         assert_eq!(error.to_string(), "line 4: crash has no field extra");
     }
