@@ -30,7 +30,8 @@
 //! run again. The total number of runs is bounded by `max_tries`.
 //!
 //! The member schedule of `group-chaos` (crashes, pauses and leaves of
-//! group members, drawn from the seed) is not shrunk: it stays the seed's.
+//! group members) is part of its plan: after the broker faults, ddmin drops
+//! member faults too (they are not shortened or moved).
 //! `controller-leader-kill` has no plan to shrink (its nemesis is a policy).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -218,9 +219,10 @@ impl Shrinker<'_> {
                 let candidate = &candidates[i];
                 let keeps = verdict.matches(&self.target);
                 (self.progress)(&format!(
-                    "try {:>3}: {:>2} faults ({}): {}{}",
+                    "try {:>3}: {:>2} faults{} ({}): {}{}",
                     self.tries,
                     candidate.plan.faults.len(),
+                    member_count(&candidate.plan),
                     candidate.what,
                     verdict,
                     if keeps { ", still fails" } else { "" }
@@ -232,7 +234,12 @@ impl Shrinker<'_> {
             for i in index..cursor {
                 let verdict = &self.seen[&candidates[i].plan.to_file_text()];
                 if verdict.matches(&self.target) {
-                    (self.progress)(&format!("  kept: {} ({} faults)", candidates[i].what, candidates[i].plan.faults.len()));
+                    (self.progress)(&format!(
+                        "  kept: {} ({} faults{})",
+                        candidates[i].what,
+                        candidates[i].plan.faults.len(),
+                        member_count(&candidates[i].plan)
+                    ));
                     self.best = candidates[i].plan.clone();
                     self.best_verdict = verdict.clone();
                     return Some(i);
@@ -271,39 +278,56 @@ impl Shrinker<'_> {
         FaultPlan { faults, ..self.best.clone() }
     }
 
-    /// Phase 1: ddmin over the list of faults.
+    /// Phase 1: ddmin over the list of faults, then over the member
+    /// schedule (when the plan lists one).
     fn drop_faults(&mut self) {
-        let empty = Candidate { plan: self.with_faults(Vec::new()), what: "drop every fault".into() };
+        self.ddmin("faults", |plan| plan.faults.clone(), |plan, faults| FaultPlan { faults, ..plan.clone() });
+        if self.best.members.is_some() {
+            self.ddmin(
+                "member faults",
+                |plan| plan.members.clone().unwrap_or_default(),
+                |plan, members| FaultPlan { members: Some(members), ..plan.clone() },
+            );
+        }
+    }
+
+    /// ddmin over one list of the plan: `get` reads it, `set` makes the
+    /// plan with another list.
+    fn ddmin<T: Clone>(&mut self, label: &str, get: fn(&FaultPlan) -> Vec<T>, set: fn(&FaultPlan, Vec<T>) -> FaultPlan) {
+        if get(&self.best).is_empty() {
+            return;
+        }
+        let empty = Candidate { plan: set(&self.best, Vec::new()), what: format!("drop every one of the {label}") };
         if self.first_failing(vec![empty]).is_some() {
             return;
         }
         let mut granularity = 2;
-        while self.best.faults.len() >= 2 && !self.out_of_tries() {
-            let faults = self.best.faults.clone();
-            let n = granularity.min(faults.len());
-            let chunk_bounds: Vec<(usize, usize)> = (0..n).map(|i| (i * faults.len() / n, (i + 1) * faults.len() / n)).collect();
+        while get(&self.best).len() >= 2 && !self.out_of_tries() {
+            let items = get(&self.best);
+            let n = granularity.min(items.len());
+            let chunk_bounds: Vec<(usize, usize)> = (0..n).map(|i| (i * items.len() / n, (i + 1) * items.len() / n)).collect();
             let mut candidates = Vec::new();
             for &(from, to) in &chunk_bounds {
                 candidates.push(Candidate {
-                    plan: self.with_faults(faults[from..to].to_vec()),
-                    what: format!("keep faults {}..{} of {}", from + 1, to, faults.len()),
+                    plan: set(&self.best, items[from..to].to_vec()),
+                    what: format!("keep {label} {}..{} of {}", from + 1, to, items.len()),
                 });
             }
             // With two chunks each complement is the other chunk.
             if n > 2 {
                 for &(from, to) in &chunk_bounds {
-                    let rest: Vec<ScheduledFault> = faults[..from].iter().chain(&faults[to..]).cloned().collect();
+                    let rest: Vec<T> = items[..from].iter().chain(&items[to..]).cloned().collect();
                     candidates.push(Candidate {
-                        plan: self.with_faults(rest),
-                        what: format!("drop faults {}..{} of {}", from + 1, to, faults.len()),
+                        plan: set(&self.best, rest),
+                        what: format!("drop {label} {}..{} of {}", from + 1, to, items.len()),
                     });
                 }
             }
             match self.first_failing(candidates) {
                 Some(i) if i < n => granularity = 2,
                 Some(_) => granularity = (n - 1).max(2),
-                None if n >= faults.len() => break,
-                None => granularity = (n * 2).min(faults.len()),
+                None if n >= items.len() => break,
+                None => granularity = (n * 2).min(items.len()),
             }
         }
     }
@@ -370,6 +394,11 @@ impl Shrinker<'_> {
     }
 }
 
+/// ", N member faults" for a plan that lists a member schedule.
+fn member_count(plan: &FaultPlan) -> String {
+    plan.members.as_ref().map(|m| format!(", {} member faults", m.len())).unwrap_or_default()
+}
+
 /// Shrinks the schedule of a failing run; `progress` gets a line per run.
 pub fn shrink(options: &ShrinkOptions, progress: &mut dyn FnMut(&str)) -> Result<Shrunk, ShrinkError> {
     let original = fault_plan(&options.run)?;
@@ -384,7 +413,7 @@ pub fn shrink(options: &ShrinkOptions, progress: &mut dyn FnMut(&str)) -> Result
         Verdict::Failed(kind) => Target::Failure(kind.clone()),
         other => return Err(ShrinkError::NotFailing(other.clone())),
     };
-    progress(&format!("try   1: {:>2} faults (the original schedule): {original_verdict}", original.faults.len()));
+    progress(&format!("try   1: {:>2} faults{} (the original schedule): {original_verdict}", original.faults.len(), member_count(&original)));
     progress(&format!("keeping schedules that fail as the original does: {target}"));
     let mut shrinker = Shrinker {
         options,
@@ -397,7 +426,15 @@ pub fn shrink(options: &ShrinkOptions, progress: &mut dyn FnMut(&str)) -> Result
     };
     shrinker.drop_faults();
     let after_drop = shrinker.best.faults.len();
-    (shrinker.progress)(&format!("dropping faults: {} -> {after_drop} faults", original.faults.len()));
+    (shrinker.progress)(&format!(
+        "dropping faults: {} -> {after_drop} faults{}",
+        original.faults.len(),
+        original
+            .members
+            .as_ref()
+            .map(|m| format!(", {} -> {} member faults", m.len(), shrinker.best.members.as_ref().map_or(0, Vec::len)))
+            .unwrap_or_default()
+    ));
     shrinker.shorten();
     (shrinker.progress)(&format!("shortening windows: done after {} tries", shrinker.tries));
     shrinker.move_later();

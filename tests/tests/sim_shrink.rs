@@ -201,3 +201,32 @@ fn shrinking_a_log_flush_never_seed_keeps_its_anomaly_with_far_fewer_faults() {
     let swept: BTreeSet<String> = line["anomalies"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
     assert_eq!(swept, anomalies);
 }
+
+#[test]
+fn shrinking_group_chaos_drops_member_faults_too() {
+    // With generations unfenced, a zombie's commit moves the group's
+    // offset back; the member schedule (drawn from the seed) is part of
+    // the plan and is shrunk with the broker faults.
+    const CONFIG: &str = "group.fence.generations=false";
+    let options = scenario_options("group-chaos", 2, &[CONFIG]);
+    let original = fault_plan(&options).unwrap();
+    let members_before = original.members.as_ref().expect("group-chaos lists its member schedule").len();
+    assert!(run_seed(&options).unwrap().report.disallowed().contains(&"commit-regression"));
+
+    let dir = scratch("group");
+    let out = dir.join("group.schedule");
+    let output = dlog_sim(&["shrink", "--scenario", "group-chaos", "--seed", "2", "--config", CONFIG, "--out", out.to_str().unwrap()]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    let shrunk = FaultPlan::parse(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let members_after = shrunk.members.as_ref().expect("the shrunk plan lists members").len();
+    assert!(members_after < members_before, "{members_before} member faults, still {members_after}:\n{text}");
+    assert!(text.contains(&format!("member schedule: {members_before} member faults -> {members_after}")), "{text}");
+
+    let replay = text.lines().find_map(|l| l.strip_prefix("replay: ")).expect("a replay line");
+    let args: Vec<&str> = replay.split_whitespace().skip(1).collect();
+    let replayed = dlog_sim(&args);
+    let replayed_text = stdout(&replayed);
+    assert_eq!(replayed.status.code(), Some(1), "{replayed_text}");
+    assert!(anomalies_of_run(&replayed_text).contains("commit-regression"), "{replayed_text}");
+}

@@ -747,7 +747,13 @@ mod sim_build {
             shrunk.original.faults.len(),
             shrunk.shrunk.faults.len()
         );
+        if let (Some(before), Some(after)) = (&shrunk.original.members, &shrunk.shrunk.members) {
+            println!("member schedule: {} member faults -> {}", before.len(), after.len());
+        }
         print!("{}", shrunk.shrunk);
+        for m in shrunk.shrunk.members.iter().flatten() {
+            println!("  member fault at {:>6} ms: process {}: {:?}", m.at_ms, m.process, m.fault);
+        }
         println!("verdict: {} (originally {})", shrunk.verdict, shrunk.original_verdict);
         if !write(&out, &shrunk.shrunk.to_file_text()) {
             return 2;
