@@ -3,7 +3,7 @@
 //! ```text
 //! dlog-sim list
 //! dlog-sim run --scenario single-node-crash --seed 7 [--history FILE] [--trace FILE]
-//!              [--config KEY=VALUE]... [--check-determinism] [--buggify]
+//!              [--config KEY=VALUE]... [--check-determinism] [--buggify] [--schedule FILE]
 //! dlog-sim sweep --scenario single-node-crash --seeds 1..200 [--jobs 2] [--all]
 //!                [--config KEY=VALUE]... [--shard I/N] [--json FILE] [--junit FILE]
 //!                [--buggify] [--marks] [--schedule FILE]
@@ -26,7 +26,9 @@
 //! `--junit` a JUnit XML report (see `scenarios::sweep_report`). On a
 //! terminal, a sweep shows a progress bar on stderr.
 //! Exit status: 0 valid, 1 anomalies found (invalid), 2 the run itself
-//! failed (or this is not a simulation build).
+//! failed (or this is not a simulation build). `shrink` exits 0 once it has
+//! written a failing schedule, 2 if there is nothing to shrink (the run
+//! passes, or the scenario has no plan).
 
 use clap::{Parser, Subcommand};
 
