@@ -28,7 +28,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use sim::cluster::SimCluster;
-use sim::nemesis::{FaultPlan, NemesisConfig};
+use sim::nemesis::NemesisConfig;
 
 use crate::history::{Actor, Recorder};
 use crate::run::{ScenarioRun, Setup, Violation};
@@ -55,7 +55,7 @@ const REQUEST_TIMEOUT_MS: u64 = 2_000;
 /// Which nemesis a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Faults {
-    /// A [`FaultPlan`] drawn from the seed before the run (`controller-chaos`).
+    /// A [`sim::nemesis::FaultPlan`] drawn from the seed before the run (`controller-chaos`).
     Plan,
     /// The leader killer of [`crate::leader_kill`] (`controller-leader-kill`).
     LeaderKill,
@@ -229,7 +229,7 @@ fn explain_state_machine_safety(setup: &Setup) -> String {
 /// The schedule a run prints first.
 pub fn schedule(setup: &Setup, faults: Faults) -> String {
     match faults {
-        Faults::Plan => FaultPlan::generate(setup.seed, &nemesis_config(setup.quorum.controllers)).to_string(),
+        Faults::Plan => setup.fault_plan(&nemesis_config(setup.quorum.controllers)).to_string(),
         Faults::LeaderKill => crate::leader_kill::LeaderKill::new(FAULT_START_MS, LEADER_KILL_PHASE_MS).describe(),
     }
 }
@@ -253,7 +253,7 @@ pub async fn run(setup: Setup, history: Recorder, faults: Faults) -> Result<Scen
     let mut fault_notes = Vec::new();
     match faults {
         Faults::Plan => {
-            let plan = FaultPlan::generate(setup.seed, &nemesis_config(setup.quorum.controllers));
+            let plan = setup.fault_plan(&nemesis_config(setup.quorum.controllers));
             crate::nemesis_runner::run_plan(&cluster, &plan, &history).await;
         }
         Faults::LeaderKill => {

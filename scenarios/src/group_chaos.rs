@@ -40,7 +40,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use sim::cluster::SimCluster;
-use sim::nemesis::{FaultPlan, NemesisConfig};
+use sim::nemesis::{MemberFault, NemesisConfig, ScheduledMemberFault};
 
 use crate::history::{Actor, Recorder};
 use crate::run::{ClientSettings, ScenarioRun, Setup};
@@ -80,23 +80,11 @@ pub fn nemesis_config(setup: &Setup) -> NemesisConfig {
     }
 }
 
-/// What happens to one member, and when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MemberFault {
-    /// Torn down at its next step, without leaving; back after `down_ms`
-    /// as a new member.
-    Crash { down_ms: u64 },
-    /// Stops between a fetch and processing it for `pause_ms`, longer than
-    /// its session: the group moves on without it.
-    Pause { pause_ms: u64 },
-    /// Leaves the group cleanly; back after `down_ms`.
-    Leave { down_ms: u64 },
-}
-
-/// The member schedule: per member, faults in time order.
-fn member_faults(seed: u64) -> BTreeMap<u64, Vec<(u64, MemberFault)>> {
+/// The member schedule the seed draws, in time order (what happens to each
+/// member is [`MemberFault`]).
+pub fn member_faults(seed: u64) -> Vec<ScheduledMemberFault> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ MEMBER_FAULT_STREAM);
-    let mut faults: BTreeMap<u64, Vec<(u64, MemberFault)>> = (0..MEMBERS).map(|m| (PRODUCERS + m, Vec::new())).collect();
+    let mut faults = Vec::new();
     let mut at_ms = FAULT_START_MS + rng.gen_range(0..2_000);
     while at_ms < FAULT_PHASE_MS {
         let member = PRODUCERS + rng.gen_range(0..MEMBERS);
@@ -105,17 +93,46 @@ fn member_faults(seed: u64) -> BTreeMap<u64, Vec<(u64, MemberFault)>> {
             4..=6 => MemberFault::Pause { pause_ms: rng.gen_range(7_000..10_000) },
             _ => MemberFault::Leave { down_ms: rng.gen_range(500..3_000) },
         };
-        faults.entry(member).or_default().push((at_ms, fault));
+        faults.push(ScheduledMemberFault { at_ms, process: member, fault });
         at_ms += rng.gen_range(1_500..5_000);
     }
     faults
 }
 
+/// The run's member schedule: the one its `--schedule` lists, else the seed's.
+fn members_of(setup: &Setup) -> Vec<ScheduledMemberFault> {
+    setup.schedule.as_ref().and_then(|plan| plan.members.clone()).unwrap_or_else(|| member_faults(setup.seed))
+}
+
+/// Per member (every member, with faults or not), its faults in time order.
+fn by_member(faults: &[ScheduledMemberFault]) -> BTreeMap<u64, Vec<(u64, MemberFault)>> {
+    let mut by_member: BTreeMap<u64, Vec<(u64, MemberFault)>> = (0..MEMBERS).map(|m| (PRODUCERS + m, Vec::new())).collect();
+    for f in faults {
+        by_member.entry(f.process).or_default().push((f.at_ms, f.fault));
+    }
+    by_member
+}
+
+/// Checks a listed member schedule names only this scenario's members.
+pub fn check_members(faults: &[ScheduledMemberFault]) -> Result<(), String> {
+    let members = PRODUCERS..PRODUCERS + MEMBERS;
+    match faults.iter().find(|f| !members.contains(&f.process)) {
+        Some(f) => Err(format!(
+            "member fault at {} ms names process {}; the members are processes {}..={}",
+            f.at_ms,
+            f.process,
+            members.start,
+            members.end - 1
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The schedule a run prints first: brokers' and members'.
 pub fn schedule(setup: &Setup) -> String {
-    let mut text = FaultPlan::generate(setup.seed, &nemesis_config(setup)).to_string();
+    let mut text = setup.fault_plan(&nemesis_config(setup)).to_string();
     text.push_str("member schedule:\n");
-    for (member, faults) in member_faults(setup.seed) {
+    for (member, faults) in by_member(&members_of(setup)) {
         for (at_ms, fault) in faults {
             text.push_str(&format!("  {at_ms:>6} ms  process {member}: {fault:?}\n"));
         }
@@ -139,7 +156,7 @@ fn now_ms() -> u64 {
 pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String> {
     let mut cluster = SimCluster::start_with_quorum(BROKERS, &setup.broker, &setup.quorum, setup.seed);
     let bootstrap = cluster.brokers.iter().map(|b| b.addr()).collect::<Vec<_>>().join(",");
-    let plan = FaultPlan::generate(setup.seed, &nemesis_config(&setup));
+    let plan = setup.fault_plan(&nemesis_config(&setup));
     let setup_node = cluster.add_client((PRODUCERS + MEMBERS) as usize);
     let create = setup_node.spawn({
         let bootstrap = bootstrap.clone();
@@ -168,7 +185,7 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
         producers.push(node.spawn(async move { producer_process(process, seed, bootstrap, clients, history, stop).await }));
     }
     let mut members = Vec::new();
-    for (process, faults) in member_faults(setup.seed) {
+    for (process, faults) in by_member(&members_of(&setup)) {
         let node = cluster.add_client(process as usize);
         let (bootstrap, history, stop, clients) = (bootstrap.clone(), history.clone(), members_stop.clone(), setup.client.clone());
         members.push(node.spawn(async move { member_process(process, bootstrap, clients, history, faults, stop).await }));

@@ -23,6 +23,8 @@ mod replication_chaos;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]
+pub mod shrink;
+#[cfg(madsim)]
 mod single_node_crash;
 
 /// A scenario's name and what it shows.

@@ -22,7 +22,7 @@
 //! `replication.truncate_to_high_watermark=true` (pre-KIP-101 truncation).
 
 use sim::cluster::SimCluster;
-use sim::nemesis::{FaultPlan, NemesisConfig};
+use sim::nemesis::NemesisConfig;
 
 use crate::history::Recorder;
 use crate::run::{ScenarioRun, Setup};
@@ -63,14 +63,14 @@ pub fn nemesis_config(setup: &Setup) -> NemesisConfig {
 
 /// The schedule a run prints first.
 pub fn schedule(setup: &Setup) -> String {
-    FaultPlan::generate(setup.seed, &nemesis_config(setup)).to_string()
+    setup.fault_plan(&nemesis_config(setup)).to_string()
 }
 
 /// Runs the scenario in the current simulation.
 pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String> {
     let mut cluster = SimCluster::start_with_quorum(BROKERS, &setup.broker, &setup.quorum, setup.seed);
     let bootstrap = cluster.brokers.iter().map(|b| b.addr()).collect::<Vec<_>>().join(",");
-    let plan = FaultPlan::generate(setup.seed, &nemesis_config(&setup));
+    let plan = setup.fault_plan(&nemesis_config(&setup));
     let workload = LogWorkload {
         bootstrap,
         // Every broker holds a replica of every partition.

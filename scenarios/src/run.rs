@@ -8,6 +8,7 @@ use broker::controller::ControllerConfig;
 use broker::raft::RaftConfig;
 use checker::{Report, Validity};
 use sim::cluster::QuorumSettings;
+use sim::nemesis::{FaultPlan, NemesisConfig};
 
 use crate::controller_chaos::Faults;
 use crate::history::Recorder;
@@ -63,6 +64,17 @@ pub struct Setup {
     /// `buggify=true` (`--buggify`): BUGGIFY sites in broker code may fire
     /// (see `broker::testbed`).
     pub buggify: bool,
+    /// A fault schedule that replaces the one the seed would draw
+    /// (`--schedule FILE`), already checked to fit the scenario.
+    pub schedule: Option<FaultPlan>,
+}
+
+impl Setup {
+    /// The fault schedule of the run: the one given with `--schedule`, or
+    /// else the one the seed draws for `config`.
+    pub fn fault_plan(&self, config: &NemesisConfig) -> FaultPlan {
+        self.schedule.clone().unwrap_or_else(|| FaultPlan::generate(self.seed, config))
+    }
 }
 
 /// The `--config` pair that `--buggify` stands for.
@@ -162,6 +174,43 @@ pub struct RunOptions {
     pub seed: u64,
     /// `KEY=VALUE` overrides: `client.*` for clients, the rest for brokers.
     pub config: Vec<String>,
+    /// `--schedule FILE`: this fault schedule instead of the seed's (the
+    /// seed still decides everything else). Only for scenarios driven by a
+    /// [`FaultPlan`] (see [`nemesis_config`]).
+    pub schedule: Option<FaultPlan>,
+}
+
+/// Why `controller-leader-kill` takes no schedule.
+pub const LEADER_KILL_NO_SCHEDULE: &str = "controller-leader-kill has no fault schedule to replace or shrink: its nemesis \
+     is a policy that crashes each new controller leader as the run goes (see scenarios/src/leader_kill.rs), not a \
+     plan drawn before the run";
+
+/// The fault mix of a scenario driven by a [`FaultPlan`] (what its plan is
+/// drawn from and what a `--schedule` must fit); `None` for a scenario whose
+/// nemesis decides as the run goes (`controller-leader-kill`).
+pub fn nemesis_config(scenario: &str, setup: &Setup) -> Option<NemesisConfig> {
+    match scenario {
+        "single-node-crash" => Some(crate::single_node_crash::nemesis_config()),
+        "controller-chaos" => Some(crate::controller_chaos::nemesis_config(setup.quorum.controllers)),
+        "replication-chaos" => Some(crate::replication_chaos::nemesis_config(setup)),
+        "group-chaos" => Some(crate::group_chaos::nemesis_config(setup)),
+        _ => None,
+    }
+}
+
+/// The fault schedule a run of `options` uses: its `schedule`, or the one
+/// its seed draws.
+pub fn fault_plan(options: &RunOptions) -> Result<FaultPlan, RunError> {
+    crate::find(&options.scenario).ok_or_else(|| RunError::UnknownScenario(options.scenario.clone()))?;
+    let setup = setup(options)?;
+    let config = nemesis_config(&options.scenario, &setup).ok_or_else(|| RunError::Config(LEADER_KILL_NO_SCHEDULE.into()))?;
+    let mut plan = setup.fault_plan(&config);
+    if options.scenario == "group-chaos" && plan.members.is_none() {
+        // The member schedule is part of the plan too (listed, so that a
+        // shrinker can drop member faults).
+        plan.members = Some(crate::group_chaos::member_faults(setup.seed));
+    }
+    Ok(plan)
 }
 
 /// Builds the setup from options, applying overrides.
@@ -259,14 +308,33 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
     if quorum.raft.max_entries_per_append == 0 {
         return Err(RunError::Config("raft.max_entries_per_append must be at least 1".into()));
     }
-    Ok(Setup {
+    let mut setup = Setup {
         seed: options.seed,
         broker,
         client,
         quorum,
         nemesis,
         buggify,
-    })
+        schedule: None,
+    };
+    if let Some(plan) = &options.schedule {
+        let config = nemesis_config(&options.scenario, &setup).ok_or_else(|| {
+            if options.scenario == "controller-leader-kill" {
+                RunError::Config(LEADER_KILL_NO_SCHEDULE.into())
+            } else {
+                RunError::UnknownScenario(options.scenario.clone())
+            }
+        })?;
+        let misfit = |e: String| RunError::Config(format!("the schedule does not fit {}: {e}", options.scenario));
+        plan.check_fits(&config).map_err(misfit)?;
+        match (&plan.members, options.scenario.as_str()) {
+            (Some(members), "group-chaos") => crate::group_chaos::check_members(members).map_err(misfit)?,
+            (Some(_), _) => return Err(misfit("it lists member faults, which only group-chaos has".into())),
+            (None, _) => {}
+        }
+        setup.schedule = Some(plan.clone());
+    }
+    Ok(setup)
 }
 
 /// Runs one seed to a verdict. Each call builds its own runtime, so runs
@@ -357,8 +425,14 @@ impl Drop for VirtualStopwatch {
     }
 }
 
-/// The command that replays a run.
+/// The command that replays a run. A run with a `schedule` is replayed with
+/// `--schedule FILE`: see [`replay_command_with_schedule`] to name the file.
 pub fn replay_command(options: &RunOptions) -> String {
+    replay_command_with_schedule(options, options.schedule.as_ref().map(|_| "FILE"))
+}
+
+/// The command that replays a run whose schedule is in `schedule_file`.
+pub fn replay_command_with_schedule(options: &RunOptions, schedule_file: Option<&str>) -> String {
     let mut command = format!("dlog-sim run --scenario {} --seed {}", options.scenario, options.seed);
     for pair in &options.config {
         if pair == BUGGIFY_PAIR {
@@ -366,6 +440,9 @@ pub fn replay_command(options: &RunOptions) -> String {
         } else {
             command.push_str(&format!(" --config {pair}"));
         }
+    }
+    if let Some(file) = schedule_file {
+        command.push_str(&format!(" --schedule {file}"));
     }
     command
 }
@@ -396,7 +473,7 @@ fn add_violations(report: &mut Report, violations: &[Violation]) {
 pub fn schedule(options: &RunOptions) -> Result<String, RunError> {
     let setup = setup(options)?;
     match options.scenario.as_str() {
-        "single-node-crash" => Ok(sim::nemesis::FaultPlan::generate(setup.seed, &crate::single_node_crash::nemesis_config()).to_string()),
+        "single-node-crash" => Ok(setup.fault_plan(&crate::single_node_crash::nemesis_config()).to_string()),
         "controller-chaos" => Ok(crate::controller_chaos::schedule(&setup, Faults::Plan)),
         "controller-leader-kill" => Ok(crate::controller_chaos::schedule(&setup, Faults::LeaderKill)),
         "replication-chaos" => Ok(crate::replication_chaos::schedule(&setup)),

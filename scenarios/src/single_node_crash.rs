@@ -62,7 +62,7 @@ fn key(partition: i32) -> String {
 pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String> {
     let mut cluster = SimCluster::start(1, &setup.broker, setup.seed);
     let bootstrap = cluster.brokers[0].addr();
-    let plan = FaultPlan::generate(setup.seed, &nemesis_config());
+    let plan = setup.fault_plan(&nemesis_config());
     let workload = LogWorkload {
         bootstrap,
         replication_factor: 1,

@@ -33,6 +33,7 @@ pub fn scenario_options(scenario: &str, seed: u64, config: &[&str]) -> scenarios
         scenario: scenario.into(),
         seed,
         config: config.iter().map(|s| s.to_string()).collect(),
+        schedule: None,
     }
 }
 

@@ -11,7 +11,7 @@ fn every_seed_of_the_corpus_is_valid() {
     assert!(!entries.is_empty(), "the corpus has entries");
     let mut bad = Vec::new();
     for entry in &entries {
-        let options = scenarios::run::RunOptions { scenario: entry.scenario.clone(), seed: entry.seed, config: entry.config.clone() };
+        let options = scenarios::run::RunOptions { scenario: entry.scenario.clone(), seed: entry.seed, config: entry.config.clone(), schedule: None };
         let replay = scenarios::run::replay_command(&options);
         match scenarios::run::run_seed(&options) {
             Ok(outcome) if outcome.report.valid == checker::Validity::Valid => {}

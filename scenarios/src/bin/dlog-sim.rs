@@ -3,11 +3,21 @@
 //! ```text
 //! dlog-sim list
 //! dlog-sim run --scenario single-node-crash --seed 7 [--history FILE] [--trace FILE]
-//!              [--config KEY=VALUE]... [--check-determinism] [--buggify]
+//!              [--config KEY=VALUE]... [--check-determinism] [--buggify] [--schedule FILE]
 //! dlog-sim sweep --scenario single-node-crash --seeds 1..200 [--jobs 2] [--all]
 //!                [--config KEY=VALUE]... [--shard I/N] [--json FILE] [--junit FILE]
-//!                [--buggify] [--marks]
+//!                [--buggify] [--marks] [--schedule FILE]
+//! dlog-sim shrink --scenario single-node-crash --seed 7 [--config KEY=VALUE]... [--buggify]
+//!                 [--schedule FILE] [--out FILE] [--jobs 2] [--max-tries 400]
 //! ```
+//! `--schedule FILE` runs the fault schedule in FILE (format in
+//! `sim::nemesis`) in place of the one the seed draws, for the scenarios
+//! driven by a fault plan (all but `controller-leader-kill`); the seed
+//! still decides everything else. `shrink` replays a failing seed with ever
+//! smaller schedules (see `scenarios::shrink`), keeps the smallest that
+//! still fails the same way, writes it (default
+//! `shrunk-<scenario>-<seed>.schedule`) and prints the command that replays
+//! it.
 //! `--buggify` lets the BUGGIFY sites of broker code fire (the same as
 //! `--config buggify=true`; see `broker::testbed`); `--marks` ends a sweep
 //! with the coverage marks its runs reached.
@@ -16,7 +26,9 @@
 //! `--junit` a JUnit XML report (see `scenarios::sweep_report`). On a
 //! terminal, a sweep shows a progress bar on stderr.
 //! Exit status: 0 valid, 1 anomalies found (invalid), 2 the run itself
-//! failed (or this is not a simulation build).
+//! failed (or this is not a simulation build). `shrink` exits 0 once it has
+//! written a failing schedule, 2 if there is nothing to shrink (the run
+//! passes, or the scenario has no plan).
 
 use clap::{Parser, Subcommand};
 
@@ -58,6 +70,10 @@ enum Command {
         /// Let BUGGIFY sites in broker code fire (sites enabled by the seed).
         #[arg(long)]
         buggify: bool,
+        /// Run this fault schedule (a file `dlog-sim shrink` writes) instead
+        /// of the one the seed draws.
+        #[arg(long, value_name = "FILE")]
+        schedule: Option<std::path::PathBuf>,
     },
     /// Run a range of seeds and summarise.
     Sweep {
@@ -92,6 +108,37 @@ enum Command {
         /// End with the coverage marks reached (and BUGGIFY sites fired) over the sweep.
         #[arg(long)]
         marks: bool,
+        /// Run this fault schedule with every seed instead of each seed's own.
+        #[arg(long, value_name = "FILE")]
+        schedule: Option<std::path::PathBuf>,
+    },
+    /// Shrink a failing seed's fault schedule: drop faults, shorten them,
+    /// move them later, while the run still fails the same way.
+    Shrink {
+        /// Scenario name (see `list`; not controller-leader-kill).
+        #[arg(long)]
+        scenario: String,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Override a setting, as for `run` (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// As for `run`.
+        #[arg(long)]
+        buggify: bool,
+        /// Start from this schedule instead of the seed's own.
+        #[arg(long, value_name = "FILE")]
+        schedule: Option<std::path::PathBuf>,
+        /// Where to write the shrunk schedule [default: shrunk-<scenario>-<seed>.schedule].
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// Runs at once (threads); default: the number of cores.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Most runs to spend.
+        #[arg(long, default_value_t = 400)]
+        max_tries: usize,
     },
 }
 
@@ -136,7 +183,17 @@ fn main() {
             check_determinism,
             html,
             buggify,
-        } => sim_build::run(scenario, seed, history, trace, with_buggify(config, buggify), check_determinism, html),
+            schedule,
+        } => sim_build::run(sim_build::RunArgs {
+            scenario,
+            seed,
+            history,
+            trace,
+            config: with_buggify(config, buggify),
+            check_determinism,
+            html,
+            schedule,
+        }),
         #[cfg(madsim)]
         Command::Sweep {
             scenario,
@@ -149,6 +206,7 @@ fn main() {
             junit,
             buggify,
             marks,
+            schedule,
         } => match parse_seeds(&seeds) {
             Ok(range) => sim_build::sweep(sim_build::SweepArgs {
                 scenario,
@@ -160,14 +218,34 @@ fn main() {
                 shard: shard.unwrap_or(scenarios::shard::Shard::WHOLE),
                 json,
                 junit,
+                schedule,
             }),
             Err(message) => {
                 eprintln!("{message}");
                 2
             }
         },
+        #[cfg(madsim)]
+        Command::Shrink {
+            scenario,
+            seed,
+            config,
+            buggify,
+            schedule,
+            out,
+            jobs,
+            max_tries,
+        } => sim_build::shrink(sim_build::ShrinkArgs {
+            scenario,
+            seed,
+            config: with_buggify(config, buggify),
+            schedule,
+            out,
+            jobs,
+            max_tries,
+        }),
         #[cfg(not(madsim))]
-        Command::Run { .. } | Command::Sweep { .. } => {
+        Command::Run { .. } | Command::Sweep { .. } | Command::Shrink { .. } => {
             let _ = (parse_seeds, with_buggify);
             eprintln!(
                 "this dlog-sim was built without the simulation runtime.\n\
@@ -187,7 +265,8 @@ mod sim_build {
     use std::sync::Mutex;
 
     use checker::Validity;
-    use scenarios::run::{replay_command, run_seed, schedule, RunError, RunOptions, RunOutcome};
+    use scenarios::run::{replay_command_with_schedule, run_seed, schedule, RunError, RunOptions, RunOutcome};
+    use sim::nemesis::FaultPlan;
     use scenarios::shard::Shard;
     use scenarios::sweep_report::{junit_xml, InOrder, SeedRecord, SweepInfo, Verdict};
 
@@ -229,16 +308,41 @@ mod sim_build {
         true
     }
 
-    pub fn run(
-        scenario: String,
-        seed: u64,
-        history: Option<PathBuf>,
-        trace: Option<PathBuf>,
-        config: Vec<String>,
-        check_determinism: bool,
-        html: Option<PathBuf>,
-    ) -> i32 {
-        let options = RunOptions { scenario, seed, config };
+    /// Reads a schedule file, or says why not (naming the line).
+    fn read_schedule(path: &PathBuf) -> Result<FaultPlan, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        FaultPlan::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Reads `--schedule`, if given; prints why not and returns None on error.
+    fn optional_schedule(path: &Option<PathBuf>) -> Result<Option<FaultPlan>, ()> {
+        match path.as_ref().map(read_schedule).transpose() {
+            Ok(plan) => Ok(plan),
+            Err(message) => {
+                eprintln!("{message}");
+                Err(())
+            }
+        }
+    }
+
+    /// What `dlog-sim run` was asked to do.
+    pub struct RunArgs {
+        pub scenario: String,
+        pub seed: u64,
+        pub history: Option<PathBuf>,
+        pub trace: Option<PathBuf>,
+        pub config: Vec<String>,
+        pub check_determinism: bool,
+        pub html: Option<PathBuf>,
+        pub schedule: Option<PathBuf>,
+    }
+
+    pub fn run(args: RunArgs) -> i32 {
+        let RunArgs { scenario, seed, history, trace, config, check_determinism, html, schedule: schedule_path } = args;
+        let Ok(plan) = optional_schedule(&schedule_path) else { return 2 };
+        let options = RunOptions { scenario, seed, config, schedule: plan };
+        let schedule_file = schedule_path.as_ref().map(|p| p.display().to_string());
+        let replay_command = |options: &RunOptions| replay_command_with_schedule(options, schedule_file.as_deref());
         let plan = match schedule(&options) {
             Ok(plan) => plan,
             Err(error) => {
@@ -247,6 +351,9 @@ mod sim_build {
             }
         };
         println!("scenario {} seed {seed}", options.scenario);
+        if let Some(path) = &schedule_file {
+            println!("schedule from {path} (instead of the seed's)");
+        }
         print!("{plan}");
         let buggify = scenarios::run::setup(&options).map(|setup| setup.buggify).unwrap_or(false);
         if buggify {
@@ -347,6 +454,8 @@ mod sim_build {
         pub shard: Shard,
         pub json: Option<PathBuf>,
         pub junit: Option<PathBuf>,
+        /// `--schedule`: one fault schedule for every seed.
+        pub schedule: Option<PathBuf>,
     }
 
     /// How a sweep shows how far it got: a bar on stderr when stderr is a
@@ -404,7 +513,12 @@ mod sim_build {
     }
 
     /// A seed's outcome as a record for `--json` and `--junit`.
-    fn record_of(options: &RunOptions, outcome: &Result<RunOutcome, RunError>, wall: std::time::Duration) -> SeedRecord {
+    fn record_of(
+        options: &RunOptions,
+        outcome: &Result<RunOutcome, RunError>,
+        wall: std::time::Duration,
+        schedule_file: Option<&str>,
+    ) -> SeedRecord {
         let seconds = |ns: u64| ns as f64 / 1e9;
         let (verdict, anomalies, reason, simulated_seconds, events) = match outcome {
             Ok(outcome) => {
@@ -433,7 +547,7 @@ mod sim_build {
             wall_ms: u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
             events: events as u64,
             config: options.config.clone(),
-            replay: replay_command(options),
+            replay: replay_command_with_schedule(options, schedule_file),
         }
     }
 
@@ -450,10 +564,20 @@ mod sim_build {
     }
 
     pub fn sweep(args: SweepArgs) -> i32 {
-        let SweepArgs { scenario, range: (first, last), jobs, config, all, marks, shard, json, junit } = args;
+        let SweepArgs { scenario, range: (first, last), jobs, config, all, marks, shard, json, junit, schedule: schedule_path } = args;
         if scenarios::find(&scenario).is_none() {
             eprintln!("unknown scenario {scenario:?} (see `dlog-sim list`)");
             return 2;
+        }
+        let Ok(plan) = optional_schedule(&schedule_path) else { return 2 };
+        let schedule_file = schedule_path.as_ref().map(|p| p.display().to_string());
+        if plan.is_some() {
+            // A schedule that does not fit the scenario is refused once, before any seed runs.
+            let options = RunOptions { scenario: scenario.clone(), seed: first, config: config.clone(), schedule: plan.clone() };
+            if let Err(error) = scenarios::run::setup(&options) {
+                eprintln!("{error}");
+                return 2;
+            }
         }
         let jobs = jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -492,10 +616,11 @@ mod sim_build {
             scenario: scenario.clone(),
             seed,
             config: config.clone(),
+            schedule: plan.clone(),
         };
         scenarios::run::sweep_seeds(seeds, jobs, options_for, |options, outcome, wall| {
             let seed = options.seed;
-            let record = record_of(options, &outcome, wall);
+            let record = record_of(options, &outcome, wall, schedule_file.as_deref());
             let line = match record.verdict {
                 Verdict::Valid => all.then(|| format!("seed {seed:>6}: valid")),
                 Verdict::Invalid => Some(format!("seed {seed:>6}: INVALID ({})  replay: {}", record.anomalies.join(", "), record.replay)),
@@ -579,5 +704,64 @@ mod sim_build {
         } else {
             0
         }
+    }
+
+    /// What `dlog-sim shrink` was asked to do.
+    pub struct ShrinkArgs {
+        pub scenario: String,
+        pub seed: u64,
+        pub config: Vec<String>,
+        pub schedule: Option<PathBuf>,
+        pub out: Option<PathBuf>,
+        pub jobs: Option<usize>,
+        pub max_tries: usize,
+    }
+
+    pub fn shrink(args: ShrinkArgs) -> i32 {
+        let ShrinkArgs { scenario, seed, config, schedule: schedule_path, out, jobs, max_tries } = args;
+        if scenario == "controller-leader-kill" {
+            eprintln!("cannot shrink: {}", scenarios::run::LEADER_KILL_NO_SCHEDULE);
+            return 2;
+        }
+        let Ok(plan) = optional_schedule(&schedule_path) else { return 2 };
+        let jobs = jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let run = RunOptions { scenario: scenario.clone(), seed, config, schedule: plan };
+        let out = out.unwrap_or_else(|| PathBuf::from(format!("shrunk-{scenario}-{seed}.schedule")));
+        println!("shrink {}", replay_command_with_schedule(&run, schedule_path.as_ref().map(|p| p.display().to_string()).as_deref()));
+        let options = scenarios::shrink::ShrinkOptions { run: run.clone(), jobs, max_tries };
+        let mut progress = |line: &str| {
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+        };
+        let shrunk = match scenarios::shrink::shrink(&options, &mut progress) {
+            Ok(shrunk) => shrunk,
+            Err(error) => {
+                eprintln!("cannot shrink: {error}");
+                return 2;
+            }
+        };
+        println!(
+            "shrunk in {} tries{}: {} faults -> {} faults",
+            shrunk.tries,
+            if shrunk.out_of_tries { " (stopped at --max-tries)" } else { "" },
+            shrunk.original.faults.len(),
+            shrunk.shrunk.faults.len()
+        );
+        if let (Some(before), Some(after)) = (&shrunk.original.members, &shrunk.shrunk.members) {
+            println!("member schedule: {} member faults -> {}", before.len(), after.len());
+        }
+        print!("{}", shrunk.shrunk);
+        for m in shrunk.shrunk.members.iter().flatten() {
+            println!("  member fault at {:>6} ms: process {}: {:?}", m.at_ms, m.process, m.fault);
+        }
+        println!("verdict: {} (originally {})", shrunk.verdict, shrunk.original_verdict);
+        if !write(&out, &shrunk.shrunk.to_file_text()) {
+            return 2;
+        }
+        println!("wrote {}", out.display());
+        println!("replay: {}", replay_command_with_schedule(&run, Some(&out.display().to_string())));
+        0
     }
 }
