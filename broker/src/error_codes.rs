@@ -113,6 +113,7 @@ impl KafkaErrorCode for GroupError {
             GroupError::UnsupportedAssignor => E::UnsupportedAssignor.code(),
             GroupError::GroupMaxSizeReached => E::GroupMaxSizeReached.code(),
             GroupError::InvalidRequest => E::InvalidRequest.code(),
+            GroupError::InvalidRegularExpression => E::InvalidRegularExpression.code(),
             GroupError::UnsupportedVersion => E::UnsupportedVersion.code(),
             GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge.code(),
         }

@@ -105,8 +105,12 @@ pub struct ConsumerHeartbeat {
     pub rack_id: Option<String>,
     /// -1 when unchanged; required on join.
     pub rebalance_timeout_ms: i32,
-    /// None when unchanged; required on join.
+    /// None when unchanged; required on join (unless a regex is given).
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// v1: a regular expression (full match, RE2 syntax) over topic names;
+    /// None when unchanged, empty to drop it. Internal topics (`__…`) never
+    /// match.
+    pub subscribed_topic_regex: Option<String>,
     /// None when unchanged.
     pub server_assignor: Option<String>,
     /// What the member owns now; None when unchanged since its last report.
@@ -178,6 +182,12 @@ struct Member {
     previous_member_epoch: i32,
     state: MemberState,
     rebalance_timeout_ms: i32,
+    /// The topics named in the subscription.
+    subscribed_names: BTreeSet<String>,
+    /// The subscription's regex, if any (its source and its full-match form).
+    regex: Option<(String, regex_automata::meta::Regex)>,
+    /// What the member subscribes to now: its names, and the existing
+    /// topics its regex matches.
     subscribed: BTreeSet<String>,
     server_assignor: Option<String>,
     assigned: Assignment,
@@ -220,6 +230,8 @@ pub struct ConsumerMemberDescription {
     pub client_host: String,
     /// Subscribed topic names.
     pub subscribed_topic_names: Vec<String>,
+    /// Subscribed regex.
+    pub subscribed_topic_regex: Option<String>,
     /// What it holds now.
     pub assignment: Assignment,
     /// What the assignor wants it to hold.
@@ -340,11 +352,10 @@ impl ConsumerGroups {
                 member.rebalance_timeout_ms = request.rebalance_timeout_ms;
             }
             if let Some(names) = &request.subscribed_topic_names {
-                let names: BTreeSet<String> = names.iter().cloned().collect();
-                if names != member.subscribed {
-                    member.subscribed = names;
-                    changed = true;
-                }
+                member.subscribed_names = names.iter().cloned().collect();
+            }
+            if let Some(source) = &request.subscribed_topic_regex {
+                member.regex = if source.is_empty() { None } else { Some((source.clone(), compile(source)?)) };
             }
             if request.server_assignor.is_some() && request.server_assignor != member.server_assignor {
                 member.server_assignor = request.server_assignor.clone();
@@ -358,6 +369,13 @@ impl ConsumerGroups {
             }
             (member.member_epoch, member.assigned.clone())
         };
+        for member in group.members.values_mut() {
+            let resolved = resolve(member, topics);
+            if resolved != member.subscribed {
+                member.subscribed = resolved;
+                changed = true;
+            }
+        }
         let counts = subscribed_counts(group, topics);
         if counts != group.topic_counts {
             changed = true;
@@ -447,7 +465,8 @@ impl ConsumerGroups {
                     member_epoch: m.member_epoch,
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    subscribed_topic_names: m.subscribed.iter().cloned().collect(),
+                    subscribed_topic_names: m.subscribed_names.iter().cloned().collect(),
+                    subscribed_topic_regex: m.regex.as_ref().map(|(source, _)| source.clone()),
                     assignment: m.assigned.clone(),
                     target_assignment: group.target.get(id).cloned().unwrap_or_default(),
                 })
@@ -483,6 +502,20 @@ impl ConsumerGroups {
     }
 }
 
+/// A subscription regex, anchored at both ends as Kafka matches it.
+fn compile(source: &str) -> Result<regex_automata::meta::Regex, GroupError> {
+    regex_automata::meta::Regex::new(&format!("^(?:{source})$")).map_err(|_| GroupError::InvalidRegularExpression)
+}
+
+/// The topics a member subscribes to, given the topics that exist.
+fn resolve(member: &Member, topics: &TopicCounts) -> BTreeSet<String> {
+    let mut resolved = member.subscribed_names.clone();
+    if let Some((_, regex)) = &member.regex {
+        resolved.extend(topics.keys().filter(|t| !t.starts_with("__") && regex.is_match(t.as_str())).cloned());
+    }
+    resolved
+}
+
 fn validate(request: &ConsumerHeartbeat) -> Result<(), GroupError> {
     if request.group_id.is_empty() {
         return Err(GroupError::InvalidRequest);
@@ -494,7 +527,7 @@ fn validate(request: &ConsumerHeartbeat) -> Result<(), GroupError> {
         return Err(GroupError::InvalidRequest);
     }
     if request.member_epoch == 0 {
-        if request.rebalance_timeout_ms < 0 || request.subscribed_topic_names.is_none() {
+        if request.rebalance_timeout_ms < 0 || (request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none()) {
             return Err(GroupError::InvalidRequest);
         }
         if request.owned.as_ref().is_some_and(|owned| !owned.is_empty()) {
@@ -563,6 +596,8 @@ fn join_member(group: &mut Group, request: &ConsumerHeartbeat, now_ms: u64, rng:
             previous_member_epoch: -1,
             state: MemberState::Stable,
             rebalance_timeout_ms: request.rebalance_timeout_ms,
+            subscribed_names: BTreeSet::new(),
+            regex: None,
             subscribed: BTreeSet::new(),
             server_assignor: None,
             assigned: Assignment::new(),

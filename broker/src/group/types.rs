@@ -117,6 +117,9 @@ pub enum GroupError {
     /// The group has `group.consumer.max.size` members already (GROUP_MAX_SIZE_REACHED).
     #[error("group max size reached")]
     GroupMaxSizeReached,
+    /// KIP-848: a subscription regex that does not compile (INVALID_REGULAR_EXPRESSION).
+    #[error("invalid regular expression")]
+    InvalidRegularExpression,
     /// A field is missing or out of range for this request (INVALID_REQUEST).
     #[error("invalid request")]
     InvalidRequest,

@@ -15,8 +15,8 @@
 //! Group APIs: OffsetCommit v9 and OffsetFetch v9 carry KIP-848 member
 //! epochs (checked against the member's epoch); OffsetCommit v10 and
 //! OffsetFetch v10 name topics by id only, so they are not listed.
-//! ConsumerGroupHeartbeat stops at v0: v1 adds a subscription regex
-//! (KIP-848's RE2J patterns), not implemented. ConsumerGroupDescribe v0.
+//! ConsumerGroupHeartbeat v1 adds a subscription regex (honoured, matched
+//! in full) and ConsumerGroupDescribe v1 a member type (honoured).
 //! FindCoordinator v5 adds a transactions error and v6 share groups,
 //! ListGroups v5 group types and DescribeGroups v6 an error message per
 //! group; none of which is implemented yet.
@@ -48,8 +48,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
-    (ApiKey::ConsumerGroupHeartbeat, 0, 0),
-    (ApiKey::ConsumerGroupDescribe, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The supported version range of `api`, if implemented.

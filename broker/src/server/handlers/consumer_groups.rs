@@ -1,7 +1,13 @@
-//! ConsumerGroupHeartbeat (v0) and ConsumerGroupDescribe (v0), the
+//! ConsumerGroupHeartbeat (v0–1) and ConsumerGroupDescribe (v0–1), the
 //! KIP-848 consumer group APIs: decode, translate topic ids to names (the
 //! core works by name), hand the core every topic's partition count, call
 //! it, encode. The state machine is `group::consumer_protocol`.
+//!
+//! Version notes: ConsumerGroupHeartbeat v1 adds a subscription regex
+//! (matched in full against topic names, internal topics excluded) and
+//! expects clients to pick their member id (KIP-1082); an empty one is
+//! still given a fresh id, as at v0. ConsumerGroupDescribe v1 adds each
+//! member's type (consumer protocol: 1).
 //!
 //! Topic ids are the UUIDs Metadata v10+ reports
 //! ([`kafka_topic_uuid`]); an owned partition of a topic id this broker
@@ -20,6 +26,9 @@ use crate::error_codes::KafkaErrorCode;
 use crate::group::consumer_protocol::{self, ConsumerHeartbeat, TopicCounts};
 use crate::server::topics::kafka_topic_uuid;
 use crate::server::Broker;
+
+/// ConsumerGroupDescribe v1 `member_type` of a member speaking the consumer protocol.
+const CONSUMER_MEMBER: i8 = 1;
 
 /// Authorized operations of a group with no authorizer: READ, DELETE, DESCRIBE.
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
@@ -76,6 +85,7 @@ pub(super) async fn consumer_group_heartbeat(broker: &Broker, header: &RequestHe
         rack_id: request.rack_id.as_ref().map(text),
         rebalance_timeout_ms: request.rebalance_timeout_ms,
         subscribed_topic_names: request.subscribed_topic_names.as_ref().map(|names| names.iter().map(|n| text(&n.0)).collect()),
+        subscribed_topic_regex: request.subscribed_topic_regex.as_ref().map(text),
         server_assignor: request.server_assignor.as_ref().map(text),
         owned,
         client_id: header.client_id.as_ref().map(text).unwrap_or_default(),
@@ -105,7 +115,8 @@ pub(super) async fn consumer_group_heartbeat(broker: &Broker, header: &RequestHe
     }
 }
 
-pub(super) fn consumer_group_describe(broker: &Broker, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
+pub(super) fn consumer_group_describe(broker: &Broker, header: &RequestHeader, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
+    let version = header.request_api_version;
     let ids = topic_ids(broker);
     let assignment = |a: &consumer_protocol::Assignment| {
         DescribedAssignment::default().with_topic_partitions(
@@ -142,6 +153,8 @@ pub(super) fn consumer_group_describe(broker: &Broker, request: ConsumerGroupDes
                                     .with_client_id(StrBytes::from_string(m.client_id.clone()))
                                     .with_client_host(StrBytes::from_string(m.client_host.clone()))
                                     .with_subscribed_topic_names(m.subscribed_topic_names.iter().map(|n| TopicName(StrBytes::from_string(n.clone()))).collect())
+                                    .with_subscribed_topic_regex(m.subscribed_topic_regex.clone().map(StrBytes::from_string))
+                                    .with_member_type(if version >= 1 { CONSUMER_MEMBER } else { -1 })
                                     .with_assignment(assignment(&m.assignment))
                                     .with_target_assignment(assignment(&m.target_assignment))
                             })

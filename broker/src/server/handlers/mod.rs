@@ -139,7 +139,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
             encode(ApiKey::ConsumerGroupHeartbeat, header, &response)
         }
         Request::ConsumerGroupDescribe(request) => {
-            encode(ApiKey::ConsumerGroupDescribe, header, &consumer_groups::consumer_group_describe(broker, request))
+            encode(ApiKey::ConsumerGroupDescribe, header, &consumer_groups::consumer_group_describe(broker, header, request))
         }
         Request::DeleteGroups(request) => {
             let response = group_admin::delete_groups(broker, request).await;
