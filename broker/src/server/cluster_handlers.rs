@@ -26,14 +26,19 @@ fn topic_name(name: &str) -> Option<TopicName> {
 /// Answers Metadata from a linearizable read of the quorum. If the quorum
 /// cannot be reached, every requested topic carries REQUEST_TIMED_OUT: a
 /// stale answer would let a client see metadata go back in time.
+/// A Metadata v10+ topic named by id only (no name, or an empty one).
+fn named_by_id(topic: &kafka_protocol::messages::metadata_request::MetadataRequestTopic) -> bool {
+    !topic.topic_id.is_nil() && topic.name.as_ref().is_none_or(|n| n.0.is_empty())
+}
+
 pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
     let requested: Option<Vec<String>> = request
         .topics
         .as_ref()
-        .map(|topics| topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string())).collect());
+        .map(|topics| topics.iter().filter(|t| !named_by_id(t)).filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string())).collect());
     // v10+: topics named by id only (KIP-848 clients resolve their
     // assignment's topic ids this way); resolved once the view is read.
-    let by_id: Vec<uuid::Uuid> = request.topics.iter().flatten().filter(|t| t.name.is_none()).map(|t| t.topic_id).collect();
+    let by_id: Vec<uuid::Uuid> = request.topics.iter().flatten().filter(|t| named_by_id(t)).map(|t| t.topic_id).collect();
     let allow_create = (header.request_api_version < 4 || request.allow_auto_topic_creation) && broker.config.auto_create_topics;
     let mut view = link.describe().await;
     if let (Ok(current), Some(names), true) = (&view, &requested, allow_create) {

@@ -24,10 +24,10 @@ pub(super) fn metadata(broker: &Broker, header: &RequestHeader, request: Metadat
         Some(list) => list
             .iter()
             .filter_map(|t| match &t.name {
-                Some(name) => Some(name.0.as_str().to_string()),
-                // v10+: a topic named by id only (KIP-848 clients resolve
-                // their assignment's topic ids this way).
-                None => {
+                Some(name) if t.topic_id.is_nil() || !name.0.is_empty() => Some(name.0.as_str().to_string()),
+                // v10+: a topic named by id only, no name or an empty one
+                // (KIP-848 clients resolve their assignment's topic ids this way).
+                _ => {
                     let found = broker.topics_snapshot().iter().find(|topic| kafka_topic_uuid(&topic.name, topic.topic_id) == t.topic_id).map(|topic| topic.name.clone());
                     if found.is_none() {
                         unknown_ids.push(t.topic_id);
