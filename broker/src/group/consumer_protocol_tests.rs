@@ -170,6 +170,54 @@ fn a_silent_member_is_removed_after_the_session_timeout() {
     assert_eq!(c.consumer_describe(GROUP).unwrap().members.len(), 1);
 }
 
+#[test]
+fn a_regex_subscribes_to_every_matching_topic_but_internal_ones() {
+    let mut c = coordinator();
+    let t = topics(&[("kip-a", 2), ("kip-b", 1), ("other", 3), ("__kip", 50)]);
+    let mut request = join("", &[]);
+    request.subscribed_topic_regex = Some("(kip|__kip).*".into());
+    let a = c.consumer_heartbeat(0, request, &t).unwrap();
+    let expected: Assignment = [("kip-a", 0), ("kip-a", 1), ("kip-b", 0)].iter().map(|(t, p)| (t.to_string(), *p)).collect();
+    assert_eq!(a.assignment, Some(expected));
+    // A matching topic created later joins the subscription at the next heartbeat.
+    let t2 = topics(&[("kip-a", 2), ("kip-b", 1), ("kip-c", 1), ("other", 3)]);
+    let owned = c.consumer_heartbeat(1, beat(&a.member_id, 1, &Assignment::new()), &t).unwrap();
+    let next = c.consumer_heartbeat(2, beat(&a.member_id, owned.member_epoch, &owned.assignment.unwrap()), &t2).unwrap();
+    assert!(next.assignment.unwrap().contains(&("kip-c".to_string(), 0)));
+    let mut bad = join("", &[]);
+    bad.subscribed_topic_regex = Some("(".into());
+    assert_eq!(c.consumer_heartbeat(3, bad, &t), Err(GroupError::InvalidRegularExpression));
+}
+
+#[test]
+fn members_choose_the_range_assignor() {
+    let mut c = coordinator();
+    let t = topics(&[("t", 3)]);
+    let mut request = join("", &["t"]);
+    request.server_assignor = Some("range".into());
+    c.consumer_heartbeat(0, request, &t).unwrap();
+    let described = c.consumer_describe(GROUP).unwrap();
+    assert_eq!(described.assignor_name, "range");
+    assert_eq!(described.members[0].target_assignment, all("t", 3));
+}
+
+#[test]
+fn a_static_instance_is_held_until_released_and_comes_back_with_its_partitions() {
+    let mut c = coordinator();
+    let t = topics(&[("t", 2)]);
+    let mut request = join("", &["t"]);
+    request.instance_id = Some("i-1".into());
+    let a = c.consumer_heartbeat(0, request.clone(), &t).unwrap();
+    assert_eq!(c.consumer_heartbeat(1, request.clone(), &t), Err(GroupError::UnreleasedInstanceId));
+    let mut leave = beat(&a.member_id, STATIC_LEAVE_EPOCH, &Assignment::new());
+    leave.instance_id = Some("i-1".into());
+    assert_eq!(c.consumer_heartbeat(2, leave, &t).unwrap().member_epoch, STATIC_LEAVE_EPOCH);
+    let back = c.consumer_heartbeat(3, request, &t).unwrap();
+    assert_ne!(back.member_id, a.member_id);
+    assert_eq!(back.assignment, Some(all("t", 2)), "the instance's partitions came back with it");
+    assert_eq!(c.consumer_describe(GROUP).unwrap().members.len(), 1);
+}
+
 // ----- the property test -----
 
 #[derive(Debug, Clone)]
