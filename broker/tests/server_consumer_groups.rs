@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
     consumer_group_heartbeat_request::TopicPartitions, join_group_request::JoinGroupRequestProtocol, metadata_request::MetadataRequestTopic,
     offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic}, offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics}, ApiKey,
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, JoinGroupRequest, JoinGroupResponse,
-    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    ListGroupsRequest, ListGroupsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -178,6 +178,11 @@ async fn every_consumer_group_api_version_answers() {
         let b_all = b3.assignment.expect("more partitions").topic_partitions[0].partitions.clone();
         assert_eq!(b_all, vec![0, 1, 2, 3], "v{version}");
     }
+
+    // ListGroups names the KIP-848 group with its own protocol type and state.
+    let listed: ListGroupsResponse = call(&broker, ApiKey::ListGroups, 4, &ListGroupsRequest::default()).await;
+    let group = listed.groups.iter().find(|g| g.group_id.0.as_str() == "hb-v0").expect("listed");
+    assert_eq!((group.protocol_type.as_str(), group.group_state.as_str()), ("consumer", "Stable"));
 
     for version in versions(ApiKey::ConsumerGroupDescribe) {
         let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("hb-v0")), GroupId(s("no-such-group"))]).with_include_authorized_operations(true);

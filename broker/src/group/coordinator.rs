@@ -712,13 +712,25 @@ impl GroupCoordinator {
 
     // ----- admin -----
 
-    /// ListGroups: every group this coordinator serves.
-    pub fn list_groups(&self) -> Vec<(String, String, GroupState)> {
-        self.groups
+    /// ListGroups: every group this coordinator serves, with its protocol
+    /// type and Kafka's name of its state. A KIP-848 group is listed with
+    /// protocol type `consumer` and its own state (Empty, Assigning,
+    /// Reconciling, Stable), not as the empty classic group that holds its
+    /// offsets.
+    pub fn list_groups(&self) -> Vec<(String, String, &'static str)> {
+        let loaded = |partition: i32| self.owned.get(&partition) == Some(&Ownership::Loaded);
+        let mut listed: BTreeMap<String, (String, &'static str)> = self
+            .groups
             .iter()
-            .filter(|(_, g)| self.owned.get(&g.partition) == Some(&Ownership::Loaded))
-            .map(|(id, g)| (id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state))
-            .collect()
+            .filter(|(_, g)| loaded(g.partition))
+            .map(|(id, g)| (id.clone(), (g.protocol_type.clone().unwrap_or_default(), g.state.name())))
+            .collect();
+        for (id, partition, state) in self.consumer.list() {
+            if loaded(partition) {
+                listed.insert(id, ("consumer".to_string(), state.name()));
+            }
+        }
+        listed.into_iter().map(|(id, (protocol_type, state))| (id, protocol_type, state)).collect()
     }
 
     /// DescribeGroups for one group (a group never seen is reported Dead,
