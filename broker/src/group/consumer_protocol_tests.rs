@@ -218,6 +218,28 @@ fn a_static_instance_is_held_until_released_and_comes_back_with_its_partitions()
     assert_eq!(c.consumer_describe(GROUP).unwrap().members.len(), 1);
 }
 
+#[test]
+fn a_full_group_refuses_new_members_and_a_member_that_does_not_revoke_is_removed() {
+    let mut c = GroupCoordinator::new(GroupConfig { consumer_max_size: 2, ..config() }, 1, ChaCha8Rng::seed_from_u64(5));
+    c.begin_load(0);
+    c.finish_load(0, 0);
+    let t = topics(&[("t", 2)]);
+    let mut slow = join("", &["t"]);
+    slow.rebalance_timeout_ms = 300;
+    let a = c.consumer_heartbeat(0, slow, &t).unwrap();
+    let b = c.consumer_heartbeat(0, join("", &["t"]), &t).unwrap();
+    assert_eq!(c.consumer_heartbeat(0, join("", &["t"]), &t), Err(GroupError::GroupMaxSizeReached));
+    // a is asked to revoke one partition and never reports it did.
+    let asked = c.consumer_heartbeat(10, beat(&a.member_id, 1, &all("t", 2)), &t).unwrap();
+    assert_eq!(asked.assignment.map(|a| a.len()), Some(1));
+    c.consumer_heartbeat(200, beat(&a.member_id, 1, &all("t", 2)), &t).unwrap();
+    c.consumer_heartbeat(200, beat(&b.member_id, b.member_epoch, &Assignment::new()), &t).unwrap();
+    c.tick(400);
+    let described = c.consumer_describe(GROUP).unwrap();
+    assert_eq!(described.members.len(), 1, "past its rebalance timeout, the member that held on was removed");
+    assert_eq!(described.members[0].member_id, b.member_id);
+}
+
 // ----- the property test -----
 
 #[derive(Debug, Clone)]
