@@ -44,13 +44,27 @@ struct TopicIds {
     counts: TopicCounts,
 }
 
+/// Cluster mode: the topics of the broker's latest view of the quorum
+/// (the coordinator need not host a topic its group subscribes to);
+/// standalone, or before any view: the broker's own topics.
 fn topic_ids(broker: &Broker) -> TopicIds {
     let mut ids = TopicIds { by_id: BTreeMap::new(), by_name: BTreeMap::new(), counts: TopicCounts::new() };
-    for topic in broker.topics_snapshot() {
-        let id = kafka_topic_uuid(&topic.name, topic.topic_id);
-        ids.by_id.insert(id, topic.name.clone());
-        ids.by_name.insert(topic.name.clone(), id);
-        ids.counts.insert(topic.name.clone(), topic.meta.partitions);
+    let mut add = |name: &str, id: uuid::Uuid, partitions: i32| {
+        ids.by_id.insert(id, name.to_string());
+        ids.by_name.insert(name.to_string(), id);
+        ids.counts.insert(name.to_string(), partitions);
+    };
+    match broker.cluster.as_ref().and_then(|link| link.cached_view()) {
+        Some(view) => {
+            for topic in &view.topics {
+                add(&topic.name, kafka_topic_uuid(&topic.name, Some(topic.topic_id)), topic.partitions.len() as i32);
+            }
+        }
+        None => {
+            for topic in broker.topics_snapshot() {
+                add(&topic.name, kafka_topic_uuid(&topic.name, topic.topic_id), topic.meta.partitions);
+            }
+        }
     }
     ids
 }
