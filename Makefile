@@ -20,6 +20,7 @@ run: sim-build
 	$(SIM_BIN) sweep --scenario controller-chaos --seeds 1..3 --all
 	$(SIM_BIN) sweep --scenario controller-leader-kill --seeds 1..3 --all
 	$(SIM_BIN) sweep --scenario replication-chaos --seeds 1..3 --all
+	$(SIM_BIN) sweep --scenario group-chaos --seeds 1..3 --all
 
 ## test: every test, in both builds (plain and --cfg madsim), plus the determinism lints
 test: deps lint test-plain test-sim

@@ -65,6 +65,11 @@ pub const MARKS: &[(&str, &str)] = &[
     ("storage.truncate", "a partition log was truncated (follower divergence or a failed append)"),
     ("storage.compaction.segment", "compaction rewrote a segment"),
     ("storage.retention.delete_segment", "retention deleted a segment"),
+    ("group.coordinator.unloaded", "a broker stopped leading a __consumer_offsets partition and unloaded its groups (coordinator failover)"),
+    ("group.coordinator.loaded_groups", "a coordinator loaded a __consumer_offsets partition that already held groups (it took over from another)"),
+    ("group.generation.voided", "a generation's record did not become durable, so the generation was voided and its members rejoin"),
+    ("group.commit.fenced", "a commit from a member outside the group's current generation was refused (a zombie)"),
+    ("group.member.session_expired", "a member that stopped heartbeating was removed when its session expired"),
 ];
 
 /// Every BUGGIFY site: its name and the legal behaviour it forces.

@@ -31,6 +31,8 @@ pub struct Cluster {
     connections: BTreeMap<String, Connection>,
     leaders: BTreeMap<TopicPartition, String>,
     partition_counts: BTreeMap<String, i32>,
+    /// Every broker's address, by node id, from the last metadata.
+    brokers: BTreeMap<i32, String>,
 }
 
 impl Cluster {
@@ -46,6 +48,7 @@ impl Cluster {
             connections: BTreeMap::new(),
             leaders: BTreeMap::new(),
             partition_counts: BTreeMap::new(),
+            brokers: BTreeMap::new(),
         }
     }
 
@@ -121,6 +124,7 @@ impl Cluster {
             .iter()
             .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
             .collect();
+        self.brokers.clone_from(&brokers);
         for topic in response.topics {
             let Some(name) = topic.name.map(|n| n.0.as_str().to_string()) else {
                 continue;
@@ -142,6 +146,11 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// Every broker's address from the last metadata (by node id).
+    pub fn brokers(&self) -> Vec<String> {
+        self.brokers.values().cloned().collect()
     }
 
     /// The address of `tp`'s leader, asking for metadata if unknown.

@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     consumer_protocol_assignment::TopicPartition as AssignedPartitions, join_group_request::JoinGroupRequestProtocol, offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
-    offset_fetch_request::OffsetFetchRequestTopic, sync_group_request::SyncGroupRequestAssignment, ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest, GroupId,
-    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
+    offset_fetch_request::OffsetFetchRequestTopic, sync_group_request::SyncGroupRequestAssignment, ConsumerProtocolAssignment, ConsumerProtocolSubscription, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
@@ -30,6 +31,8 @@ const HEARTBEAT_VERSION: i16 = 3;
 const LEAVE_GROUP_VERSION: i16 = 3;
 const OFFSET_COMMIT_VERSION: i16 = 7;
 const OFFSET_FETCH_VERSION: i16 = 7;
+const DESCRIBE_GROUPS_VERSION: i16 = 5;
+const LIST_GROUPS_VERSION: i16 = 4;
 /// The only assignor this member offers.
 pub const RANGE_ASSIGNOR: &str = "range";
 
@@ -97,6 +100,30 @@ pub struct Joined {
     pub leader: bool,
     /// For the leader: every member and its subscribed topics.
     pub members: Vec<(String, Vec<String>)>,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    /// Kafka's name of its state (`Stable`, `Empty`, ...; `Dead` if unknown).
+    pub state: String,
+    /// The chosen assignor.
+    pub protocol: String,
+    /// The members.
+    pub members: Vec<MemberDescription>,
+}
+
+/// One member of a described group.
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    /// Its member id.
+    pub member_id: String,
+    /// Its client id.
+    pub client_id: String,
+    /// Its host, as the coordinator saw it.
+    pub client_host: String,
+    /// Its partitions.
+    pub assignment: Vec<TopicPartition>,
 }
 
 /// One member of a consumer group.
@@ -370,6 +397,47 @@ impl GroupMember {
         Ok(offsets)
     }
 
+    /// DescribeGroups of this member's group, as its coordinator sees it:
+    /// the state, the protocol, and each member with its assignment.
+    pub async fn describe(&mut self) -> Result<GroupDescription, GroupClientError> {
+        let request = DescribeGroupsRequest::default().with_groups(vec![group_id(&self.config.group_id)]);
+        let response = self.call(&request, DESCRIBE_GROUPS_VERSION, 0).await?;
+        let group = response.groups.into_iter().next().ok_or_else(|| GroupClientError::Client(ClientError::BadResponse("no group in DescribeGroups".into())))?;
+        let group = self.checked(group.error_code, group)?;
+        let members = group
+            .members
+            .iter()
+            .map(|m| {
+                let assignment = unversioned::<ConsumerProtocolAssignment>(&m.member_assignment).unwrap_or_default();
+                let mut partitions: Vec<TopicPartition> = assignment
+                    .assigned_partitions
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(t.topic.0.as_str(), p)))
+                    .collect();
+                partitions.sort();
+                MemberDescription {
+                    member_id: m.member_id.as_str().to_string(),
+                    client_id: m.client_id.as_str().to_string(),
+                    client_host: m.client_host.as_str().to_string(),
+                    assignment: partitions,
+                }
+            })
+            .collect();
+        Ok(GroupDescription { state: group.group_state.as_str().to_string(), protocol: group.protocol_data.as_str().to_string(), members })
+    }
+
+    /// Every committed offset of this member's group.
+    pub async fn committed_all(&mut self) -> Result<BTreeMap<TopicPartition, i64>, GroupClientError> {
+        let request = OffsetFetchRequest::default().with_group_id(group_id(&self.config.group_id)).with_topics(None);
+        let response = self.call(&request, OFFSET_FETCH_VERSION, 0).await?;
+        let response = self.checked(response.error_code, response)?;
+        Ok(response
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (TopicPartition::new(t.name.0.as_str(), p.partition_index), p.committed_offset)))
+            .collect())
+    }
+
     /// Leaves the group (best effort: a member that cannot reach the
     /// coordinator is removed when its session expires).
     pub async fn leave(&mut self) {
@@ -383,6 +451,23 @@ impl GroupMember {
         self.member_id.clear();
         self.generation_id = -1;
     }
+}
+
+/// Every group of the cluster: ListGroups asked of each broker (each
+/// lists the groups it coordinates), as `(group, state, protocol type)`.
+pub async fn list_groups(cluster: &mut Cluster) -> Result<Vec<(String, String, String)>, ClientError> {
+    cluster.refresh(&[]).await?;
+    let timeout_ms = cluster.timeout_ms();
+    let mut groups = Vec::new();
+    for broker in cluster.brokers() {
+        let response = cluster.connection(&broker).await?.request(&ListGroupsRequest::default(), LIST_GROUPS_VERSION, timeout_ms).await?;
+        if response.error_code != 0 {
+            return Err(ClientError::BadResponse(format!("ListGroups at {broker}: error code {}", response.error_code)));
+        }
+        groups.extend(response.groups.into_iter().map(|g| (g.group_id.0.as_str().to_string(), g.group_state.as_str().to_string(), g.protocol_type.as_str().to_string())));
+    }
+    groups.sort();
+    Ok(groups)
 }
 
 #[cfg(test)]

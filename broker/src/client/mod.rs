@@ -14,7 +14,7 @@ mod producer;
 pub use cluster::Cluster;
 pub use connection::{ClientError, Connection};
 pub use consumer::{Consumer, ConsumerConfig, ConsumedRecord};
-pub use group::{range_assign, CommitOutcome, GroupClientError, GroupMember, GroupMemberConfig, Joined, RANGE_ASSIGNOR};
+pub use group::{list_groups, range_assign, CommitOutcome, GroupClientError, GroupDescription, GroupMember, GroupMemberConfig, Joined, MemberDescription, RANGE_ASSIGNOR};
 pub use producer::{Producer, ProducerConfig, SendError, SendOutcome};
 
 /// A topic and partition number.

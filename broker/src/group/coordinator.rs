@@ -617,8 +617,12 @@ impl GroupCoordinator {
         if simple {
             return if group.members.is_empty() { Ok(()) } else { Err(GroupError::UnknownMemberId) };
         }
-        check_member(group, &request.member_id, request.group_instance_id.as_deref())?;
+        if let Err(error) = check_member(group, &request.member_id, request.group_instance_id.as_deref()) {
+            crate::mark!("group.commit.fenced");
+            return Err(error);
+        }
         if request.generation_id != group.generation_id {
+            crate::mark!("group.commit.fenced");
             return Err(GroupError::IllegalGeneration);
         }
         match group.state {
@@ -676,6 +680,7 @@ impl GroupCoordinator {
         if group.pending_store != Some(generation_id) || group.generation_id != generation_id {
             return;
         }
+        crate::mark!("group.generation.voided");
         prepare_rebalance(group, now_ms, &mut self.outputs, &self.config);
         group.check_invariants();
     }
@@ -817,6 +822,7 @@ impl GroupCoordinator {
                 .map(|(id, _)| id.clone())
                 .collect();
             for member_id in &expired {
+                crate::mark!("group.member.session_expired");
                 remove_member(group, member_id, &mut self.outputs);
             }
             if group.members.len() + group.pending_members.len() != before {

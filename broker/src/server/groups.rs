@@ -177,6 +177,7 @@ impl Broker {
             self.load_offsets_partition(core, partition, now_ms);
         } else if !leads && owned {
             tracing::info!(partition, "no longer leading this {OFFSETS_TOPIC} partition: its groups are unloaded");
+            crate::mark!("group.coordinator.unloaded");
             core.unload(partition);
         }
     }
@@ -235,6 +236,9 @@ impl Broker {
                     Err(error) => tracing::warn!(partition, %error, "a {OFFSETS_TOPIC} batch did not parse; skipped"),
                 }
             }
+        }
+        if records > 0 {
+            crate::mark!("group.coordinator.loaded_groups");
         }
         core.finish_load(partition, now_ms);
         tracing::info!(partition, records, skipped, "loaded the groups of a {OFFSETS_TOPIC} partition");
@@ -386,6 +390,7 @@ impl Broker {
         for partition in core.owned_partitions() {
             if !self.leads_offsets_partition(partition) {
                 tracing::info!(partition, "no longer leading this {OFFSETS_TOPIC} partition: its groups are unloaded");
+                crate::mark!("group.coordinator.unloaded");
                 core.unload(partition);
             }
         }
