@@ -328,6 +328,9 @@ impl BrokerConfig {
         "group.min.session.timeout.ms",
         "group.max.session.timeout.ms",
         "group.fence.generations",
+        "group.consumer.session.timeout.ms",
+        "group.consumer.heartbeat.interval.ms",
+        "group.consumer.max.size",
     ];
 
     /// Applies one `KEY=VALUE` pair.
@@ -392,6 +395,9 @@ impl BrokerConfig {
             "group.min.session.timeout.ms" => self.group.min_session_timeout_ms = parse_number(key, value)?,
             "group.max.session.timeout.ms" => self.group.max_session_timeout_ms = parse_number(key, value)?,
             "group.fence.generations" => self.group.fence_generations = parse_bool(key, value)?,
+            "group.consumer.session.timeout.ms" => self.group.consumer_session_timeout_ms = parse_number(key, value)?,
+            "group.consumer.heartbeat.interval.ms" => self.group.consumer_heartbeat_interval_ms = parse_number(key, value)?,
+            "group.consumer.max.size" => self.group.consumer_max_size = parse_number(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())

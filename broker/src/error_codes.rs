@@ -107,6 +107,14 @@ impl KafkaErrorCode for GroupError {
             GroupError::NotCoordinator => E::NotCoordinator.code(),
             GroupError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress.code(),
             GroupError::CoordinatorNotAvailable => E::CoordinatorNotAvailable.code(),
+            GroupError::StaleMemberEpoch => E::StaleMemberEpoch.code(),
+            GroupError::FencedMemberEpoch => E::FencedMemberEpoch.code(),
+            GroupError::UnreleasedInstanceId => E::UnreleasedInstanceId.code(),
+            GroupError::UnsupportedAssignor => E::UnsupportedAssignor.code(),
+            GroupError::GroupMaxSizeReached => E::GroupMaxSizeReached.code(),
+            GroupError::InvalidRequest => E::InvalidRequest.code(),
+            GroupError::InvalidRegularExpression => E::InvalidRegularExpression.code(),
+            GroupError::UnsupportedVersion => E::UnsupportedVersion.code(),
             GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge.code(),
         }
     }

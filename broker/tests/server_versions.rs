@@ -178,7 +178,8 @@ async fn every_advertised_version_answers() {
                     let refused: InitProducerIdResponse = round_trip(&broker, api, version, &transactional).await;
                     assert_eq!((refused.error_code, refused.producer_id.0), (35, -1), "v{version}: UNSUPPORTED_VERSION for transactions");
                 }
-                // Each version of each group API is checked in server_groups.rs.
+                // Each version of each group API is checked in server_groups.rs
+                // (the KIP-848 ones in server_consumer_groups.rs).
                 ApiKey::FindCoordinator
                 | ApiKey::JoinGroup
                 | ApiKey::SyncGroup
@@ -189,7 +190,9 @@ async fn every_advertised_version_answers() {
                 | ApiKey::OffsetDelete
                 | ApiKey::ListGroups
                 | ApiKey::DescribeGroups
-                | ApiKey::DeleteGroups => {}
+                | ApiKey::DeleteGroups
+                | ApiKey::ConsumerGroupHeartbeat
+                | ApiKey::ConsumerGroupDescribe => {}
                 other => panic!("{other:?} is advertised but not covered by this test"),
             }
         }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
+use super::consumer_protocol::{ConsumerGroupDescription, ConsumerGroups, ConsumerHeartbeat, ConsumerHeartbeatResponse, TopicCounts};
 use super::records::{GroupMetadataValue, MemberRecord, OffsetsRecord};
 use super::types::*;
 
@@ -165,6 +166,9 @@ pub struct GroupCoordinator {
     offsets_partitions: i32,
     owned: BTreeMap<i32, Ownership>,
     groups: BTreeMap<String, Group>,
+    /// KIP-848 groups (membership in memory only; their offsets live in
+    /// `groups`, as an empty classic group's would).
+    consumer: ConsumerGroups,
     outputs: Vec<GroupOutput>,
     rng: ChaCha8Rng,
     next_retention_check_ms: u64,
@@ -176,6 +180,7 @@ impl GroupCoordinator {
     pub fn new(config: GroupConfig, offsets_partitions: i32, rng: ChaCha8Rng) -> Self {
         let next_retention_check_ms = config.offsets_retention_check_interval_ms;
         Self {
+            consumer: ConsumerGroups::new(config.clone()),
             config,
             offsets_partitions: offsets_partitions.max(1),
             owned: BTreeMap::new(),
@@ -291,6 +296,7 @@ impl GroupCoordinator {
         if self.owned.remove(&partition).is_none() {
             return;
         }
+        self.consumer.unload(partition);
         let ids: Vec<String> = self.groups.iter().filter(|(_, g)| g.partition == partition).map(|(id, _)| id.clone()).collect();
         for id in ids {
             if let Some(group) = self.groups.remove(&id) {
@@ -356,6 +362,12 @@ impl GroupCoordinator {
         if request.protocol_type.is_empty() || request.protocols.is_empty() {
             return Reply::Now(JoinResponse::error(GroupError::InconsistentGroupProtocol, &member_id));
         }
+        // One protocol per group id: a KIP-848 group with members refuses
+        // classic joins (an empty one gives its id up).
+        if self.consumer.has_members(&request.group_id) {
+            return Reply::Now(JoinResponse::error(GroupError::InconsistentGroupProtocol, &member_id));
+        }
+        self.consumer.remove_empty(&request.group_id);
         let partition = self.partition_of(&request.group_id);
         let group_id = request.group_id.clone();
         let group_exists = self.groups.contains_key(&group_id);
@@ -508,6 +520,53 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    // ----- KIP-848 consumer groups -----
+
+    /// ConsumerGroupHeartbeat (see [`super::consumer_protocol`]). `topics`
+    /// has the partition count of every topic the group subscribes to,
+    /// this request's subscription included
+    /// ([`Self::consumer_subscribed_topics`]).
+    pub fn consumer_heartbeat(&mut self, now_ms: u64, request: ConsumerHeartbeat, topics: &TopicCounts) -> Result<ConsumerHeartbeatResponse, GroupError> {
+        if request.group_id.is_empty() {
+            return Err(GroupError::InvalidRequest);
+        }
+        self.check_coordinator(&request.group_id)?;
+        // One protocol per group id: a classic group in use is not a
+        // consumer group (GROUP_ID_NOT_FOUND, as Kafka answers).
+        if self.groups.get(&request.group_id).is_some_and(|g| !g.members.is_empty() || g.state != GroupState::Empty) {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        let partition = self.partition_of(&request.group_id);
+        self.consumer.heartbeat(now_ms, partition, request, topics, &mut self.rng)
+    }
+
+    /// Group epoch and assignment epoch of a KIP-848 group, for tests.
+    pub fn consumer_epochs(&self, group_id: &str) -> Option<(i32, i32)> {
+        self.consumer.epochs(group_id)
+    }
+
+    /// The topics whose partition counts [`Self::consumer_heartbeat`] needs.
+    pub fn consumer_subscribed_topics(&self, group_id: &str, subscribing: Option<&[String]>) -> std::collections::BTreeSet<String> {
+        self.consumer.subscribed_topics(group_id, subscribing)
+    }
+
+    /// ConsumerGroupDescribe of one group: GROUP_ID_NOT_FOUND for an
+    /// unknown or classic group.
+    pub fn consumer_describe(&self, group_id: &str) -> Result<ConsumerGroupDescription, GroupError> {
+        self.check_coordinator(group_id)?;
+        self.consumer.describe(group_id)
+    }
+
+    /// OffsetFetch v9 from a member of a KIP-848 group: its epoch must be
+    /// current. Requests for other groups pass.
+    pub fn check_fetch_member(&self, group_id: &str, member_id: Option<&str>, member_epoch: i32) -> Result<(), GroupError> {
+        let Some(member_id) = member_id else { return Ok(()) };
+        if !self.consumer.contains(group_id) || !self.config.fence_generations {
+            return Ok(());
+        }
+        self.consumer.validate_member_epoch(group_id, member_id, member_epoch, true)
+    }
+
     // ----- offsets -----
 
     /// OffsetCommit, first step: validates against the group's generation
@@ -535,6 +594,16 @@ impl GroupCoordinator {
         self.check_coordinator(&request.group_id)?;
         let partition = self.partition_of(&request.group_id);
         let simple = request.generation_id < 0 && request.member_id.is_empty();
+        if self.consumer.contains(&request.group_id) && self.config.fence_generations {
+            // A KIP-848 group: the generation field is a member epoch
+            // (OffsetCommit v9+).
+            if !simple && !request.member_epoch {
+                return Err(GroupError::UnsupportedVersion);
+            }
+            self.consumer.validate_member_epoch(&request.group_id, &request.member_id, request.generation_id, false)?;
+            self.groups.entry(request.group_id.clone()).or_insert_with(|| Group::new(partition, now_ms));
+            return Ok(());
+        }
         let Some(group) = self.groups.get_mut(&request.group_id) else {
             if simple || !self.config.fence_generations {
                 self.groups.insert(request.group_id.clone(), Group::new(partition, now_ms));
@@ -648,13 +717,25 @@ impl GroupCoordinator {
 
     // ----- admin -----
 
-    /// ListGroups: every group this coordinator serves.
-    pub fn list_groups(&self) -> Vec<(String, String, GroupState)> {
-        self.groups
+    /// ListGroups: every group this coordinator serves, with its protocol
+    /// type and Kafka's name of its state. A KIP-848 group is listed with
+    /// protocol type `consumer` and its own state (Empty, Assigning,
+    /// Reconciling, Stable), not as the empty classic group that holds its
+    /// offsets.
+    pub fn list_groups(&self) -> Vec<(String, String, &'static str)> {
+        let loaded = |partition: i32| self.owned.get(&partition) == Some(&Ownership::Loaded);
+        let mut listed: BTreeMap<String, (String, &'static str)> = self
+            .groups
             .iter()
-            .filter(|(_, g)| self.owned.get(&g.partition) == Some(&Ownership::Loaded))
-            .map(|(id, g)| (id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state))
-            .collect()
+            .filter(|(_, g)| loaded(g.partition))
+            .map(|(id, g)| (id.clone(), (g.protocol_type.clone().unwrap_or_default(), g.state.name())))
+            .collect();
+        for (id, partition, state) in self.consumer.list() {
+            if loaded(partition) {
+                listed.insert(id, ("consumer".to_string(), state.name()));
+            }
+        }
+        listed.into_iter().map(|(id, (protocol_type, state))| (id, protocol_type, state)).collect()
     }
 
     /// DescribeGroups for one group (a group never seen is reported Dead,
@@ -697,6 +778,10 @@ impl GroupCoordinator {
     /// tombstones to append (its offsets and its metadata).
     pub fn delete_group(&mut self, group_id: &str) -> Result<Vec<OffsetsRecord>, GroupError> {
         self.check_coordinator(group_id)?;
+        if self.consumer.has_members(group_id) {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        self.consumer.remove_empty(group_id);
         let group = self.groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
         if !group.members.is_empty() || group.state != GroupState::Empty {
             return Err(GroupError::NonEmptyGroup);
@@ -751,6 +836,8 @@ impl GroupCoordinator {
             }
             group.check_invariants();
         }
+        let owned = &self.owned;
+        self.consumer.tick(now_ms, |partition| owned.get(&partition) == Some(&Ownership::Loaded));
         if now_ms >= self.next_retention_check_ms {
             self.next_retention_check_ms = now_ms.saturating_add(self.config.offsets_retention_check_interval_ms.max(1));
             self.expire_offsets(now_ms);
@@ -761,7 +848,7 @@ impl GroupCoordinator {
         let retention = self.config.offsets_retention_ms;
         let mut removed_groups = Vec::new();
         for (id, group) in self.groups.iter_mut() {
-            if group.state != GroupState::Empty || self.owned.get(&group.partition) != Some(&Ownership::Loaded) {
+            if group.state != GroupState::Empty || self.owned.get(&group.partition) != Some(&Ownership::Loaded) || self.consumer.has_members(id) {
                 continue;
             }
             if now_ms.saturating_sub(group.state_since_ms) < retention {

@@ -1,5 +1,14 @@
 //! Sans-IO core of consumer groups: Kafka's classic group protocol
-//! (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and committed offsets.
+//! (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), the KIP-848 consumer
+//! protocol (ConsumerGroupHeartbeat, ConsumerGroupDescribe: see
+//! [`consumer_protocol`]) and committed offsets.
+//!
+//! A group id belongs to one protocol at a time: a classic JoinGroup to a
+//! KIP-848 group with members gets INCONSISTENT_GROUP_PROTOCOL, a
+//! ConsumerGroupHeartbeat to a classic group in use GROUP_ID_NOT_FOUND.
+//! Commits of KIP-848 members (OffsetCommit v9) are checked against the
+//! member epoch (STALE_MEMBER_EPOCH, FENCED_MEMBER_EPOCH,
+//! UNKNOWN_MEMBER_ID) and stored like any other commit.
 //!
 //! # Why sans-IO
 //!
@@ -61,12 +70,15 @@
 //! - No member waits for a join response outside PreparingRebalance, nor
 //!   for a sync response outside CompletingRebalance.
 
+pub mod consumer_protocol;
 mod coordinator;
 pub mod records;
 mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod consumer_protocol_tests;
 
 pub use coordinator::{partition_for_group, GroupCoordinator};
 pub use types::*;

@@ -56,6 +56,7 @@ fn commit(generation_id: i32, member_id: &str, offset: i64) -> CommitRequest {
         generation_id,
         member_id: member_id.into(),
         group_instance_id: None,
+        member_epoch: false,
         offsets: vec![(("t".into(), 0), CommittedOffset { offset, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: 0 })],
     }
 }

@@ -24,6 +24,14 @@ pub struct GroupConfig {
     /// (`group.fence.generations`). A teaching knob: false lets a zombie
     /// member move a committed offset back.
     pub fence_generations: bool,
+    /// KIP-848 groups: a member that does not heartbeat for this long is
+    /// removed (`group.consumer.session.timeout.ms`).
+    pub consumer_session_timeout_ms: i32,
+    /// KIP-848 groups: the heartbeat interval handed to members
+    /// (`group.consumer.heartbeat.interval.ms`).
+    pub consumer_heartbeat_interval_ms: i32,
+    /// KIP-848 groups: most members a group may have (`group.consumer.max.size`).
+    pub consumer_max_size: usize,
 }
 
 impl Default for GroupConfig {
@@ -35,6 +43,9 @@ impl Default for GroupConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             fence_generations: true,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_max_size: i32::MAX as usize,
         }
     }
 }
@@ -87,6 +98,35 @@ pub enum GroupError {
     /// An offset metadata string over the limit (OFFSET_METADATA_TOO_LARGE).
     #[error("offset metadata too large")]
     OffsetMetadataTooLarge,
+    /// KIP-848: the member epoch is behind the member's current one; retry
+    /// after the next heartbeat (STALE_MEMBER_EPOCH).
+    #[error("stale member epoch")]
+    StaleMemberEpoch,
+    /// KIP-848: the member epoch is not one the coordinator gave this
+    /// member; it must drop its partitions and rejoin with epoch 0
+    /// (FENCED_MEMBER_EPOCH).
+    #[error("fenced member epoch")]
+    FencedMemberEpoch,
+    /// KIP-848: the static instance id is held by another live member
+    /// (UNRELEASED_INSTANCE_ID).
+    #[error("unreleased instance id")]
+    UnreleasedInstanceId,
+    /// KIP-848: a server assignor this coordinator does not have (UNSUPPORTED_ASSIGNOR).
+    #[error("unsupported assignor")]
+    UnsupportedAssignor,
+    /// The group has `group.consumer.max.size` members already (GROUP_MAX_SIZE_REACHED).
+    #[error("group max size reached")]
+    GroupMaxSizeReached,
+    /// KIP-848: a subscription regex that does not compile (INVALID_REGULAR_EXPRESSION).
+    #[error("invalid regular expression")]
+    InvalidRegularExpression,
+    /// A field is missing or out of range for this request (INVALID_REQUEST).
+    #[error("invalid request")]
+    InvalidRequest,
+    /// An API version this group's protocol does not accept, e.g. an
+    /// OffsetCommit below v9 from a KIP-848 member (UNSUPPORTED_VERSION).
+    #[error("unsupported version")]
+    UnsupportedVersion,
 }
 
 /// One protocol a member supports, with its subscription metadata.
@@ -241,6 +281,9 @@ pub struct CommitRequest {
     pub member_id: String,
     /// Its static instance id.
     pub group_instance_id: Option<String>,
+    /// OffsetCommit v9+: for a KIP-848 group, `generation_id` is the
+    /// member epoch; older versions are refused for such groups.
+    pub member_epoch: bool,
     /// What to commit.
     pub offsets: Vec<(TopicPartition, CommittedOffset)>,
 }

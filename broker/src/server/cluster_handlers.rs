@@ -26,11 +26,19 @@ fn topic_name(name: &str) -> Option<TopicName> {
 /// Answers Metadata from a linearizable read of the quorum. If the quorum
 /// cannot be reached, every requested topic carries REQUEST_TIMED_OUT: a
 /// stale answer would let a client see metadata go back in time.
+/// A Metadata v10+ topic named by id only (no name, or an empty one).
+fn named_by_id(topic: &kafka_protocol::messages::metadata_request::MetadataRequestTopic) -> bool {
+    !topic.topic_id.is_nil() && topic.name.as_ref().is_none_or(|n| n.0.is_empty())
+}
+
 pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
     let requested: Option<Vec<String>> = request
         .topics
         .as_ref()
-        .map(|topics| topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string())).collect());
+        .map(|topics| topics.iter().filter(|t| !named_by_id(t)).filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string())).collect());
+    // v10+: topics named by id only (KIP-848 clients resolve their
+    // assignment's topic ids this way); resolved once the view is read.
+    let by_id: Vec<uuid::Uuid> = request.topics.iter().flatten().filter(|t| named_by_id(t)).map(|t| t.topic_id).collect();
     let allow_create = (header.request_api_version < 4 || request.allow_auto_topic_creation) && broker.config.auto_create_topics;
     let mut view = link.describe().await;
     if let (Ok(current), Some(names), true) = (&view, &requested, allow_create) {
@@ -88,15 +96,26 @@ pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeade
             )
         })
         .collect();
-    let names: Vec<String> = requested.unwrap_or_else(|| view.topics.iter().map(|t| t.name.clone()).collect());
+    let mut names: Vec<String> = requested.unwrap_or_else(|| view.topics.iter().map(|t| t.name.clone()).collect());
+    let mut unknown_ids = Vec::new();
+    for id in by_id {
+        match view.topics.iter().find(|t| crate::server::topics::kafka_topic_uuid(&t.name, Some(t.topic_id)) == id) {
+            Some(topic) => names.push(topic.name.clone()),
+            None => unknown_ids.push(id),
+        }
+    }
     let leader_epochs = header.request_api_version >= 7;
-    let topics = names
+    let topic_ids = header.request_api_version >= 10;
+    let mut topics: Vec<MetadataResponseTopic> = names
         .into_iter()
         .map(|name| match view.topics.iter().find(|t| t.name == name) {
             None => MetadataResponseTopic::default()
                 .with_name(topic_name(&name))
                 .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-            Some(topic) => MetadataResponseTopic::default().with_name(topic_name(&name)).with_partitions(
+            Some(topic) => MetadataResponseTopic::default()
+                .with_name(topic_name(&name))
+                .with_topic_id(if topic_ids { crate::server::topics::kafka_topic_uuid(&topic.name, Some(topic.topic_id)) } else { uuid::Uuid::nil() })
+                .with_partitions(
                 topic
                     .partitions
                     .iter()
@@ -118,6 +137,9 @@ pub async fn metadata(broker: &Broker, link: &ClusterLink, header: &RequestHeade
             ),
         })
         .collect();
+    for id in unknown_ids {
+        topics.push(MetadataResponseTopic::default().with_topic_id(id).with_error_code(ResponseError::UnknownTopicId.code()));
+    }
     // Clients send admin requests (CreateTopics, DeleteTopics) to the
     // "controller"; controllers are not reachable by clients, so, as KRaft
     // does, name a listed broker: this one if listed (it forwards them to

@@ -26,9 +26,16 @@
 //! - **Waiting requests.** JoinGroup and SyncGroup may wait for the rest of
 //!   the group: the driver hands the core a waiter id and parks the request
 //!   on a oneshot channel, completed when the core emits the answer.
+//! - **KIP-848 groups** (`group::consumer_protocol`) share the core, its
+//!   lock and its partition ownership: ConsumerGroupHeartbeat is answered
+//!   at once (nothing waits), with every topic's partition count from the
+//!   broker's topics. Their membership is not written to the log: a
+//!   coordinator that unloads a partition, restarts or fails over forgets
+//!   the members, which get UNKNOWN_MEMBER_ID and rejoin with epoch 0.
+//!   Their commits take the path above and are as durable.
 //! - **Time.** A ticker (every 100 ms of the broker's clock, started with
-//!   the coordinator) drives session timeouts, join deadlines and offset
-//!   expiry.
+//!   the coordinator) drives session timeouts (of both protocols), join
+//!   deadlines and offset expiry.
 //!
 //! Lock order: the core's lock, then a partition's lock; nothing takes a
 //! partition's lock and then the core's.

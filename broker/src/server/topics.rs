@@ -141,6 +141,27 @@ pub enum TopicError {
     },
 }
 
+/// The topic id (a UUID) clients see for a topic: Metadata v10+ reports
+/// it, and KIP-848 assignments name topics by it. Derived from the name
+/// and the incarnation (the controller's [`TopicId`] in cluster mode, none
+/// standalone), so every broker hands out the same id and a recreated
+/// topic (cluster mode) gets a new one. Never the all-zero UUID, which
+/// Kafka reserves for "no id".
+pub fn kafka_topic_uuid(name: &str, incarnation: Option<TopicId>) -> uuid::Uuid {
+    // FNV-1a, twice with different offsets: stable across builds and
+    // platforms (std's hasher is not guaranteed to be).
+    let fnv = |offset: u64| {
+        let mut hash = offset;
+        for byte in name.bytes().chain(incarnation.unwrap_or(0).to_le_bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash
+    };
+    let (high, low) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4) | 1);
+    uuid::Uuid::from_u64_pair(high, low)
+}
+
 /// A topic and its partition logs, each behind its own lock.
 pub struct Topic {
     /// The topic's name.

@@ -12,11 +12,14 @@
 //! transactions (KIP-890), which are not implemented (see
 //! `server/handlers/init_producer_id.rs`).
 //!
-//! The group APIs stop where the classic protocol does: OffsetCommit v9
-//! and OffsetFetch v9 carry KIP-848 member epochs, FindCoordinator v5 a
-//! transactions error and v6 share groups, ListGroups v5 group types and
-//! DescribeGroups v6 an error message per group; none of which is
-//! implemented yet.
+//! Group APIs: OffsetCommit v9 and OffsetFetch v9 carry KIP-848 member
+//! epochs (checked against the member's epoch); OffsetCommit v10 and
+//! OffsetFetch v10 name topics by id only, so they are not listed.
+//! ConsumerGroupHeartbeat v1 adds a subscription regex (honoured, matched
+//! in full) and ConsumerGroupDescribe v1 a member type (honoured).
+//! FindCoordinator v5 adds a transactions error and v6 share groups,
+//! ListGroups v5 group types and DescribeGroups v6 an error message per
+//! group; none of which is implemented yet.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -39,12 +42,14 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 8),
-    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -62,7 +67,7 @@ mod tests {
         ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
         DescribeConfigsRequest, InitProducerIdRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
         DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-        OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
+        OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -93,6 +98,8 @@ mod tests {
             (ApiKey::ListGroups, ListGroupsRequest::VERSIONS),
             (ApiKey::DescribeGroups, DescribeGroupsRequest::VERSIONS),
             (ApiKey::DeleteGroups, DeleteGroupsRequest::VERSIONS),
+            (ApiKey::ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest::VERSIONS),
+            (ApiKey::ConsumerGroupDescribe, ConsumerGroupDescribeRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

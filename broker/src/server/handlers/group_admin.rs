@@ -28,12 +28,12 @@ pub(super) fn list_groups(broker: &Broker, request: ListGroupsRequest) -> ListGr
     let wanted: Vec<String> = request.states_filter.iter().map(|s| s.as_str().to_ascii_lowercase()).collect();
     let groups = listed
         .into_iter()
-        .filter(|(_, _, state)| wanted.is_empty() || wanted.contains(&state.name().to_ascii_lowercase()))
+        .filter(|(_, _, state)| wanted.is_empty() || wanted.contains(&state.to_ascii_lowercase()))
         .map(|(group_id, protocol_type, state)| {
             ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(group_id)))
                 .with_protocol_type(StrBytes::from_string(protocol_type))
-                .with_group_state(StrBytes::from_static_str(state.name()))
+                .with_group_state(StrBytes::from_static_str(state))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

@@ -12,16 +12,29 @@ use kafka_protocol::ResponseError;
 
 use super::admin::create_topic;
 use super::CLUSTER_ID;
-use crate::server::topics::{TopicError, TopicMeta};
+use crate::server::topics::{kafka_topic_uuid, TopicError, TopicMeta};
 use crate::server::Broker;
 
 pub(super) fn metadata(broker: &Broker, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
     let config = &broker.config;
+    let version = header.request_api_version;
+    let mut unknown_ids = Vec::new();
     let names: Vec<String> = match &request.topics {
         None => broker.topics_snapshot().iter().map(|t| t.name.clone()).collect(),
         Some(list) => list
             .iter()
-            .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str().to_string()))
+            .filter_map(|t| match &t.name {
+                Some(name) if t.topic_id.is_nil() || !name.0.is_empty() => Some(name.0.as_str().to_string()),
+                // v10+: a topic named by id only, no name or an empty one
+                // (KIP-848 clients resolve their assignment's topic ids this way).
+                _ => {
+                    let found = broker.topics_snapshot().iter().find(|topic| kafka_topic_uuid(&topic.name, topic.topic_id) == t.topic_id).map(|topic| topic.name.clone());
+                    if found.is_none() {
+                        unknown_ids.push(t.topic_id);
+                    }
+                    found
+                }
+            })
             .collect(),
     };
     // Before v4 there is no flag and auto-creation follows the broker setting.
@@ -61,7 +74,14 @@ pub(super) fn metadata(broker: &Broker, header: &RequestHeader, request: Metadat
                     .collect(),
             ),
         };
-        topics.push(topic_response.with_name(Some(TopicName(StrBytes::from_string(name)))));
+        let topic_id = match broker.topic(&name) {
+            Some(topic) if version >= 10 => kafka_topic_uuid(&topic.name, topic.topic_id),
+            _ => uuid::Uuid::nil(),
+        };
+        topics.push(topic_response.with_name(Some(TopicName(StrBytes::from_string(name)))).with_topic_id(topic_id));
+    }
+    for topic_id in unknown_ids {
+        topics.push(MetadataResponseTopic::default().with_topic_id(topic_id).with_error_code(ResponseError::UnknownTopicId.code()));
     }
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()

@@ -11,6 +11,7 @@ use super::Broker;
 use crate::wire::{encode_response, DecodeError, Request, SUPPORTED_APIS};
 
 mod admin;
+mod consumer_groups;
 mod describe_configs;
 mod fetch;
 mod find_coordinator;
@@ -123,7 +124,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
         Request::Heartbeat(request) => encode(ApiKey::Heartbeat, header, &group_membership::heartbeat(broker, request)),
         Request::LeaveGroup(request) => encode(ApiKey::LeaveGroup, header, &group_membership::leave_group(broker, header, request)),
         Request::OffsetCommit(request) => {
-            let response = offsets::offset_commit(broker, request).await;
+            let response = offsets::offset_commit(broker, header, request).await;
             encode(ApiKey::OffsetCommit, header, &response)
         }
         Request::OffsetFetch(request) => encode(ApiKey::OffsetFetch, header, &offsets::offset_fetch(broker, header, request)),
@@ -133,6 +134,13 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
         }
         Request::ListGroups(request) => encode(ApiKey::ListGroups, header, &group_admin::list_groups(broker, request)),
         Request::DescribeGroups(request) => encode(ApiKey::DescribeGroups, header, &group_admin::describe_groups(broker, header, request)),
+        Request::ConsumerGroupHeartbeat(request) => {
+            let response = consumer_groups::consumer_group_heartbeat(broker, header, request).await;
+            encode(ApiKey::ConsumerGroupHeartbeat, header, &response)
+        }
+        Request::ConsumerGroupDescribe(request) => {
+            encode(ApiKey::ConsumerGroupDescribe, header, &consumer_groups::consumer_group_describe(broker, header, request))
+        }
         Request::DeleteGroups(request) => {
             let response = group_admin::delete_groups(broker, request).await;
             encode(ApiKey::DeleteGroups, header, &response)

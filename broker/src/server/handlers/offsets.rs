@@ -79,7 +79,7 @@ async fn commit(broker: &Broker, request: CommitRequest) -> Vec<(TopicPartition,
     results.into_iter().map(|(tp, result)| (tp, result.and(appended))).collect()
 }
 
-pub(super) async fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(super) async fn offset_commit(broker: &Broker, header: &RequestHeader, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let offsets: Vec<(TopicPartition, CommittedOffset)> = request
         .topics
         .iter()
@@ -103,6 +103,7 @@ pub(super) async fn offset_commit(broker: &Broker, request: OffsetCommitRequest)
         generation_id: request.generation_id_or_member_epoch,
         member_id: text(&request.member_id),
         group_instance_id: request.group_instance_id.as_ref().map(text),
+        member_epoch: header.request_api_version >= 9,
         offsets,
     };
     let topics = by_topic(commit(broker, commit_request).await)
@@ -121,8 +122,14 @@ pub(super) async fn offset_commit(broker: &Broker, request: OffsetCommitRequest)
 
 /// One group's committed offsets: the requested partitions (all when
 /// `None`), each with its offset or -1.
-fn fetch_group(broker: &Broker, group_id: &str, requested: Option<Vec<TopicPartition>>) -> Result<Vec<(TopicPartition, Option<CommittedOffset>)>, GroupError> {
-    let committed = broker.with_group_coordinator(Some(group_id), |core, _| core.fetch_offsets(group_id, requested.as_deref())).and_then(|r| r)?;
+fn fetch_group(broker: &Broker, group_id: &str, member: Option<(&str, i32)>, requested: Option<Vec<TopicPartition>>) -> Result<Vec<(TopicPartition, Option<CommittedOffset>)>, GroupError> {
+    let committed = broker
+        .with_group_coordinator(Some(group_id), |core, _| {
+            // v9: a KIP-848 member's fetch carries its epoch.
+            core.check_fetch_member(group_id, member.map(|m| m.0), member.map_or(-1, |m| m.1))?;
+            core.fetch_offsets(group_id, requested.as_deref())
+        })
+        .and_then(|r| r)?;
     Ok(match requested {
         Some(list) => list.into_iter().map(|tp| {
             let offset = committed.get(&tp).cloned();
@@ -145,7 +152,8 @@ pub(super) fn offset_fetch(broker: &Broker, header: &RequestHeader, request: Off
                     .as_ref()
                     .map(|topics| topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |&p| (text(&t.name.0), p))).collect());
                 let answer = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-                match fetch_group(broker, &group_id, requested) {
+                let member = group.member_id.as_ref().map(|id| (id.as_str(), group.member_epoch));
+                match fetch_group(broker, &group_id, member, requested) {
                     Err(error) => answer.with_error_code(error.kafka_error_code()),
                     Ok(offsets) => answer.with_topics(
                         by_topic(offsets)
@@ -192,7 +200,7 @@ pub(super) fn offset_fetch(broker: &Broker, header: &RequestHeader, request: Off
             .map(|(name, partitions)| OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(partitions.into_iter().map(|(i, o)| partition(i, o, code)).collect()))
             .collect()
     };
-    match fetch_group(broker, &group_id, requested.clone()) {
+    match fetch_group(broker, &group_id, None, requested.clone()) {
         Ok(offsets) => OffsetFetchResponse::default().with_topics(topics_of(offsets, 0)),
         Err(error) => {
             // v1 has no top-level code: each partition carries the error.
