@@ -12,11 +12,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use broker::clock::ManualClock;
-use broker::config::BrokerConfig;
-use broker::disk::RealDisk;
 use broker::server::Broker;
-use broker::wire::supported_range;
 use common::{call, create_topic};
 use kafka_protocol::messages::{
     consumer_group_heartbeat_request::TopicPartitions, join_group_request::JoinGroupRequestProtocol, metadata_request::MetadataRequestTopic,
@@ -36,15 +32,11 @@ const UNSUPPORTED_ASSIGNOR: i16 = 112;
 const STALE_MEMBER_EPOCH: i16 = 113;
 
 fn open(dir: &PathBuf) -> Arc<Broker> {
-    let mut config = BrokerConfig { data_dir: dir.clone(), offsets_topic_num_partitions: 3, ..BrokerConfig::default() };
-    config.group.initial_rebalance_delay_ms = 0;
-    Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap()
+    common::open_group_broker(dir)
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dlog-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::fresh_dir(name)
 }
 
 fn s(text: &str) -> StrBytes {
@@ -52,8 +44,7 @@ fn s(text: &str) -> StrBytes {
 }
 
 fn versions(api: ApiKey) -> std::ops::RangeInclusive<i16> {
-    let (min, max) = supported_range(api).expect("advertised");
-    min..=max
+    common::advertised_versions(api)
 }
 
 async fn heartbeat(broker: &Broker, version: i16, request: &ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {

@@ -10,11 +10,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use broker::clock::ManualClock;
-use broker::config::BrokerConfig;
-use broker::disk::RealDisk;
 use broker::server::Broker;
-use broker::wire::supported_range;
 use bytes::Bytes;
 use common::call;
 use kafka_protocol::messages::{
@@ -33,16 +29,11 @@ const UNKNOWN_MEMBER_ID: i16 = 25;
 const NON_EMPTY_GROUP: i16 = 68;
 
 fn open(dir: &PathBuf) -> Arc<Broker> {
-    let mut config = BrokerConfig { data_dir: dir.clone(), offsets_topic_num_partitions: 3, ..BrokerConfig::default() };
-    // The clock is manual: no initial delay, or a first join would wait forever.
-    config.group.initial_rebalance_delay_ms = 0;
-    Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap()
+    common::open_group_broker(dir)
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dlog-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::fresh_dir(name)
 }
 
 fn s(text: &str) -> StrBytes {
@@ -54,8 +45,7 @@ fn group(id: &str) -> GroupId {
 }
 
 fn versions(api: ApiKey) -> std::ops::RangeInclusive<i16> {
-    let (min, max) = supported_range(api).expect("advertised");
-    min..=max
+    common::advertised_versions(api)
 }
 
 async fn join(broker: &Broker, version: i16, group_id: &str, member_id: &str) -> JoinGroupResponse {

@@ -240,8 +240,12 @@ async fn consumer_process(
     let mut fetches_at_drain: Option<Vec<u64>> = None;
     // With replication, a new leader's high watermark may trail the
     // committed offset until its followers fetch again (or a dead one is
-    // fenced): a drain must also have lasted `quiet_ms`.
+    // fenced): a drain must also have lasted `quiet_ms`, and the consumer
+    // must have stayed caught up for `quiet_ms` (a leader that changes late
+    // in the drain shows a high watermark that trails for a while, and
+    // being caught up with it proves nothing).
     let mut drain_started_ms = 0;
+    let mut caught_up_since_ms: Option<u64> = None;
     loop {
         // Read the flag before polling: only a poll that started after the
         // producers finished can prove the log drained.
@@ -276,7 +280,9 @@ async fn consumer_process(
                             _ => false,
                         }
                     });
-                    let quiet = sim::clock::elapsed_ns() / 1_000_000 >= drain_started_ms + quiet_ms;
+                    let now_ms = sim::clock::elapsed_ns() / 1_000_000;
+                    caught_up_since_ms = if caught_up { Some(caught_up_since_ms.unwrap_or(now_ms)) } else { None };
+                    let quiet = now_ms >= drain_started_ms + quiet_ms && caught_up_since_ms.is_some_and(|since| now_ms >= since + quiet_ms);
                     if caught_up && quiet && clean_polls_after_stop >= 2 {
                         return Ok(());
                     }

@@ -18,7 +18,9 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+
+from topics import create_topic
 
 TOPIC = "group-failover"
 GROUP = "failover-group"
@@ -37,21 +39,7 @@ def wait_for_file(name):
 
 
 admin = AdminClient({"bootstrap.servers": bootstrap})
-deadline = time.monotonic() + DEADLINE_S
-while True:
-    futures = admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3)])
-    try:
-        futures[TOPIC].result(timeout=10)
-        break
-    except KafkaException as error:
-        if error.args[0].code() == 36:  # TOPIC_ALREADY_EXISTS: an earlier try did it
-            break
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.5)
-    except TimeoutError:
-        if time.monotonic() > deadline:
-            raise
+create_topic(admin, TOPIC, PARTITIONS, 3, DEADLINE_S)
 
 producer = Producer({"bootstrap.servers": bootstrap})  # defaults: acks=all
 

@@ -13,8 +13,10 @@ import os
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from topics import create_topic
 
 TOPIC = "replicated-failover"
 DEADLINE_S = 60
@@ -38,22 +40,7 @@ def partition_metadata(admin):
 
 
 admin = AdminClient({"bootstrap.servers": bootstrap})
-deadline = time.monotonic() + DEADLINE_S
-while True:
-    futures = admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=3)])
-    try:
-        futures[TOPIC].result(timeout=10)
-        break
-    except KafkaException as error:
-        if error.args[0].code() == 36:  # TOPIC_ALREADY_EXISTS: an earlier try did it
-            break
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.5)
-    except TimeoutError:
-        # The brokers may still be registering with the quorum.
-        if time.monotonic() > deadline:
-            raise
+create_topic(admin, TOPIC, 1, 3, DEADLINE_S)
 
 # Wait for a leader and a full ISR.
 while True:

@@ -85,6 +85,26 @@ pub fn assert_every_seed_valid(
     assert!(invalid.is_empty(), "{scenario} with {config:?}: anomalies:\n{}", invalid.join("\n"));
 }
 
+/// Sweeps `seeds` of `scenario` with `config` until the checker reports
+/// one of `anomalies`; returns the smallest such seed seen (a teaching
+/// knob's test: the knob must be caught in a bounded set of seeds).
+#[cfg(madsim)]
+pub fn first_seed_showing(scenario: &str, seeds: std::ops::RangeInclusive<u64>, config: &[&str], anomalies: &[&str]) -> u64 {
+    let caught = std::sync::Mutex::new(None);
+    let failures = sweep_scenario(scenario, seeds.clone(), config, |seed, outcome| {
+        let found = outcome.report.disallowed().iter().any(|a| anomalies.contains(a));
+        if found {
+            let mut caught = caught.lock().unwrap_or_else(|e| e.into_inner());
+            *caught = Some(caught.map_or(seed, |s: u64| s.min(seed)));
+        }
+        found
+    });
+    caught
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(|| panic!("{scenario}: no seed in {seeds:?} with {config:?} showed any of {anomalies:?}; failures: {failures:?}"))
+}
+
 /// A standalone `dlog-broker` process, killed when dropped (tests that run
 /// real clients against the real binary).
 #[cfg(not(madsim))]

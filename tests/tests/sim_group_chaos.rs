@@ -7,8 +7,6 @@
 //! of a bounded set, and the checker names it.
 #![cfg(madsim)]
 
-use std::sync::Mutex;
-
 const SCENARIO: &str = "group-chaos";
 
 #[test]
@@ -20,22 +18,8 @@ fn the_group_consumes_everything_and_commits_only_forward_over_150_seeds() {
     });
 }
 
-/// Sweeps `seeds` with `config` until the checker reports one of
-/// `anomalies`; returns that seed.
 fn first_seed_showing(seeds: std::ops::RangeInclusive<u64>, config: &[&str], anomalies: &[&str]) -> u64 {
-    let caught = Mutex::new(None);
-    let failures = dlog_tests::sweep_scenario(SCENARIO, seeds.clone(), config, |seed, outcome| {
-        let found = outcome.report.disallowed().iter().any(|a| anomalies.contains(a));
-        if found {
-            let mut caught = caught.lock().unwrap();
-            *caught = Some(caught.map_or(seed, |s: u64| s.min(seed)));
-        }
-        found
-    });
-    caught
-        .into_inner()
-        .unwrap()
-        .unwrap_or_else(|| panic!("no seed in {seeds:?} with {config:?} showed any of {anomalies:?}; failures: {failures:?}"))
+    dlog_tests::first_seed_showing(SCENARIO, seeds, config, anomalies)
 }
 
 #[test]

@@ -5,8 +5,6 @@
 //! and the checker names it.
 #![cfg(madsim)]
 
-use std::sync::Mutex;
-
 const SCENARIO: &str = "replication-chaos";
 /// Faults in quick succession: a second failure may strike before the
 /// first was repaired (the knobs below need two failures in a row).
@@ -22,22 +20,8 @@ fn no_acknowledged_write_is_lost_with_quick_faults_over_100_seeds() {
     dlog_tests::assert_every_seed_valid(SCENARIO, 1..=100, &[QUICK_FAULTS], |_, _| {});
 }
 
-/// Sweeps `seeds` with `config` until the checker reports one of
-/// `anomalies`; returns that seed.
 fn first_seed_showing(seeds: std::ops::RangeInclusive<u64>, config: &[&str], anomalies: &[&str]) -> u64 {
-    let caught = Mutex::new(None);
-    let failures = dlog_tests::sweep_scenario(SCENARIO, seeds.clone(), config, |seed, outcome| {
-        let found = outcome.report.disallowed().iter().any(|a| anomalies.contains(a));
-        if found {
-            let mut caught = caught.lock().unwrap();
-            *caught = Some(caught.map_or(seed, |s: u64| s.min(seed)));
-        }
-        found
-    });
-    caught
-        .into_inner()
-        .unwrap()
-        .unwrap_or_else(|| panic!("no seed in {seeds:?} with {config:?} showed any of {anomalies:?}; failures: {failures:?}"))
+    dlog_tests::first_seed_showing(SCENARIO, seeds, config, anomalies)
 }
 
 #[test]

@@ -157,6 +157,19 @@ fn unversioned<T: Decodable>(bytes: &Bytes) -> Option<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| T::decode(&mut buf, version).ok())).ok().flatten()
 }
 
+/// `items` (a partition and a value each) grouped by topic, in topic order.
+fn by_topic<T>(items: impl IntoIterator<Item = (TopicPartition, T)>) -> BTreeMap<String, Vec<(i32, T)>> {
+    let mut topics: BTreeMap<String, Vec<(i32, T)>> = BTreeMap::new();
+    for (tp, value) in items {
+        topics.entry(tp.topic).or_default().push((tp.partition, value));
+    }
+    topics
+}
+
+fn topic_name(topic: String) -> TopicName {
+    TopicName(StrBytes::from_string(topic))
+}
+
 /// Kafka's range assignor: per topic, partitions in order split into
 /// contiguous ranges over the members subscribed to it, sorted by member
 /// id; the first `partitions % members` get one more.
@@ -307,12 +320,11 @@ impl GroupMember {
             self.cluster.refresh(&topics).await?;
             let counts: BTreeMap<String, i32> = topics.iter().filter_map(|t| self.cluster.partition_count(t).map(|c| (t.clone(), c))).collect();
             for (member, partitions) in range_assign(&joined.members, &counts) {
-                let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-                for tp in partitions {
-                    by_topic.entry(tp.topic).or_default().push(tp.partition);
-                }
                 let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
-                    by_topic.into_iter().map(|(topic, partitions)| AssignedPartitions::default().with_topic(TopicName(StrBytes::from_string(topic))).with_partitions(partitions)).collect(),
+                    by_topic(partitions.into_iter().map(|tp| (tp, ())))
+                        .into_iter()
+                        .map(|(topic, partitions)| AssignedPartitions::default().with_topic(topic_name(topic)).with_partitions(partitions.into_iter().map(|(p, ())| p).collect()))
+                        .collect(),
                 );
                 assignments.push(SyncGroupRequestAssignment::default().with_member_id(StrBytes::from_string(member)).with_assignment(versioned(&assignment)));
             }
@@ -348,15 +360,19 @@ impl GroupMember {
     /// Commits `offsets` (the next offset to consume per partition) in the
     /// current generation.
     pub async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> CommitOutcome {
-        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for (tp, &offset) in offsets {
-            by_topic.entry(&tp.topic).or_default().push(OffsetCommitRequestPartition::default().with_partition_index(tp.partition).with_committed_offset(offset));
-        }
+        let topics = by_topic(offsets.iter().map(|(tp, &offset)| (tp.clone(), offset)))
+            .into_iter()
+            .map(|(topic, partitions)| {
+                OffsetCommitRequestTopic::default().with_name(topic_name(topic)).with_partitions(
+                    partitions.into_iter().map(|(p, offset)| OffsetCommitRequestPartition::default().with_partition_index(p).with_committed_offset(offset)).collect(),
+                )
+            })
+            .collect();
         let request = OffsetCommitRequest::default()
             .with_group_id(group_id(&self.config.group_id))
             .with_generation_id_or_member_epoch(self.generation_id)
             .with_member_id(StrBytes::from_string(self.member_id.clone()))
-            .with_topics(by_topic.into_iter().map(|(t, p)| OffsetCommitRequestTopic::default().with_name(TopicName(StrBytes::from_string(t.to_string()))).with_partitions(p)).collect());
+            .with_topics(topics);
         let response = match self.call(&request, OFFSET_COMMIT_VERSION, 0).await {
             Ok(response) => response,
             Err(_) => return CommitOutcome::Unknown,
@@ -377,13 +393,11 @@ impl GroupMember {
 
     /// The group's committed offsets of `partitions` (-1 when none).
     pub async fn committed(&mut self, partitions: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, i64>, GroupClientError> {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for tp in partitions {
-            by_topic.entry(&tp.topic).or_default().push(tp.partition);
-        }
-        let request = OffsetFetchRequest::default()
-            .with_group_id(group_id(&self.config.group_id))
-            .with_topics(Some(by_topic.into_iter().map(|(t, p)| OffsetFetchRequestTopic::default().with_name(TopicName(StrBytes::from_string(t.to_string()))).with_partition_indexes(p)).collect()));
+        let topics = by_topic(partitions.iter().map(|tp| (tp.clone(), ())))
+            .into_iter()
+            .map(|(topic, partitions)| OffsetFetchRequestTopic::default().with_name(topic_name(topic)).with_partition_indexes(partitions.into_iter().map(|(p, ())| p).collect()))
+            .collect();
+        let request = OffsetFetchRequest::default().with_group_id(group_id(&self.config.group_id)).with_topics(Some(topics));
         let response = self.call(&request, OFFSET_FETCH_VERSION, 0).await?;
         let response = self.checked(response.error_code, response)?;
         let mut offsets = BTreeMap::new();

@@ -50,7 +50,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::oneshot;
 
 use crate::group::records::OffsetsRecord;
-use crate::group::{GroupCoordinator, GroupError, GroupOutput, JoinResponse, SyncResponse, Waiter};
+use crate::group::{GroupCoordinator, GroupError, GroupOutput, JoinResponse, Reply, SyncResponse, Waiter};
 use crate::replication::ProduceOutcome;
 use crate::server::topics::TopicMeta;
 use crate::server::Broker;
@@ -129,6 +129,35 @@ impl Broker {
         let outputs = core.take_outputs();
         self.carry_out(core, outputs);
         Ok(value)
+    }
+
+    /// A request that may wait for the rest of its group (JoinGroup,
+    /// SyncGroup): `call` gets a parked waiter; the answer is the one given
+    /// now, or the delayed one `take` picks from what arrives for the
+    /// waiter; `error` makes an answer of a refusal.
+    pub(crate) async fn group_reply<T>(
+        &self,
+        group_id: &str,
+        call: impl FnOnce(&mut GroupCoordinator, u64, Waiter) -> Reply<T>,
+        take: impl FnOnce(Delayed) -> Option<T>,
+        error: impl FnOnce(GroupError) -> T,
+    ) -> T {
+        let (waiter, receiver) = self.groups.park();
+        match self.with_group_coordinator(Some(group_id), |core, now_ms| call(core, now_ms, waiter)) {
+            Ok(Reply::Now(answer)) => {
+                self.groups.unpark(waiter);
+                answer
+            }
+            Err(refusal) => {
+                self.groups.unpark(waiter);
+                error(refusal)
+            }
+            Ok(Reply::Later) => match receiver.await.ok().and_then(take) {
+                Some(answer) => answer,
+                // The coordinator went away without answering.
+                None => error(GroupError::CoordinatorNotAvailable),
+            },
+        }
     }
 
     fn new_group_coordinator(&self) -> GroupCoordinator {

@@ -126,3 +126,26 @@ pub async fn create_topic(broker: &Broker, topic: &str, partitions: i32) -> i16 
     let response: CreateTopicsResponse = call(broker, ApiKey::CreateTopics, 5, &request).await;
     response.topics[0].error_code
 }
+
+/// A broker for the group tests on a fresh directory `dlog-NAME-PID`:
+/// three `__consumer_offsets` partitions, no initial rebalance delay (the
+/// clock is manual: a first join would wait forever); the caller removes
+/// the directory.
+pub fn open_group_broker(dir: &std::path::Path) -> Arc<Broker> {
+    let mut config = BrokerConfig { data_dir: dir.to_path_buf(), offsets_topic_num_partitions: 3, ..BrokerConfig::default() };
+    config.group.initial_rebalance_delay_ms = 0;
+    Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap()
+}
+
+/// A fresh (removed) directory under the system temp dir.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dlog-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The advertised versions of `api`.
+pub fn advertised_versions(api: ApiKey) -> std::ops::RangeInclusive<i16> {
+    let (min, max) = broker::wire::supported_range(api).expect("advertised");
+    min..=max
+}

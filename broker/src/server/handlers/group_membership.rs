@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::error_codes::KafkaErrorCode;
-use crate::group::{GroupError, JoinRequest, JoinResponse, LeavingMember, Protocol, Reply, SyncRequest, SyncResponse};
+use crate::group::{GroupError, JoinRequest, JoinResponse, LeavingMember, Protocol, SyncRequest, SyncResponse};
 use crate::server::groups::Delayed;
 use crate::server::Broker;
 
@@ -48,22 +48,17 @@ pub(super) async fn join_group(broker: &Broker, header: &RequestHeader, request:
         protocols: request.protocols.iter().map(|p| Protocol { name: text(&p.name), metadata: p.metadata.clone() }).collect(),
         require_known_member_id: version >= 4,
     };
-    let (waiter, receiver) = broker.groups.park();
-    let reply = broker.with_group_coordinator(Some(&group_id), |core, now_ms| core.join(now_ms, waiter, join));
-    let response = match reply {
-        Ok(Reply::Now(response)) => {
-            broker.groups.unpark(waiter);
-            response
-        }
-        Err(error) => {
-            broker.groups.unpark(waiter);
-            JoinResponse::error(error, &member_id)
-        }
-        Ok(Reply::Later) => match receiver.await {
-            Ok(Delayed::Join(response)) => response,
-            _ => JoinResponse::error(GroupError::CoordinatorNotAvailable, &member_id),
-        },
-    };
+    let response = broker
+        .group_reply(
+            &group_id,
+            |core, now_ms, waiter| core.join(now_ms, waiter, join),
+            |delayed| match delayed {
+                Delayed::Join(response) => Some(response),
+                Delayed::Sync(_) => None,
+            },
+            |error| JoinResponse::error(error, &member_id),
+        )
+        .await;
     let members = response
         .members
         .into_iter()
@@ -92,22 +87,17 @@ pub(super) async fn sync_group(broker: &Broker, header: &RequestHeader, request:
         protocol_name: request.protocol_name.as_ref().map(text),
         assignments: request.assignments.iter().map(|a| (text(&a.member_id), a.assignment.clone())).collect(),
     };
-    let (waiter, receiver) = broker.groups.park();
-    let reply = broker.with_group_coordinator(Some(&group_id), |core, now_ms| core.sync(now_ms, waiter, sync));
-    let response = match reply {
-        Ok(Reply::Now(response)) => {
-            broker.groups.unpark(waiter);
-            response
-        }
-        Err(error) => {
-            broker.groups.unpark(waiter);
-            SyncResponse::error(error)
-        }
-        Ok(Reply::Later) => match receiver.await {
-            Ok(Delayed::Sync(response)) => response,
-            _ => SyncResponse::error(GroupError::CoordinatorNotAvailable),
-        },
-    };
+    let response = broker
+        .group_reply(
+            &group_id,
+            |core, now_ms, waiter| core.sync(now_ms, waiter, sync),
+            |delayed| match delayed {
+                Delayed::Sync(response) => Some(response),
+                Delayed::Join(_) => None,
+            },
+            SyncResponse::error,
+        )
+        .await;
     let body = SyncGroupResponse::default().with_error_code(error_code(response.error)).with_assignment(if response.error.is_some() { Bytes::new() } else { response.assignment });
     if version >= 5 {
         body.with_protocol_type(owned(response.protocol_type)).with_protocol_name(owned(response.protocol_name))
