@@ -9,18 +9,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use broker::server::Broker;
-use common::{call, create_topic};
+use common::{advertised_versions as versions, call, create_topic, fresh_dir as temp_dir, open_group_broker as open, str_bytes as s};
 use kafka_protocol::messages::{
     consumer_group_heartbeat_request::TopicPartitions, join_group_request::JoinGroupRequestProtocol, metadata_request::MetadataRequestTopic,
     offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic}, offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics}, ApiKey,
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, JoinGroupRequest, JoinGroupResponse,
     ListGroupsRequest, ListGroupsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const INVALID_REQUEST: i16 = 42;
@@ -31,21 +28,9 @@ const FENCED_MEMBER_EPOCH: i16 = 110;
 const UNSUPPORTED_ASSIGNOR: i16 = 112;
 const STALE_MEMBER_EPOCH: i16 = 113;
 
-fn open(dir: &PathBuf) -> Arc<Broker> {
-    common::open_group_broker(dir)
-}
 
-fn temp_dir(name: &str) -> PathBuf {
-    common::fresh_dir(name)
-}
 
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
 
-fn versions(api: ApiKey) -> std::ops::RangeInclusive<i16> {
-    common::advertised_versions(api)
-}
 
 async fn heartbeat(broker: &Broker, version: i16, request: &ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
     call(broker, ApiKey::ConsumerGroupHeartbeat, version, request).await

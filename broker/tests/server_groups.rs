@@ -7,12 +7,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use broker::server::Broker;
 use bytes::Bytes;
-use common::call;
+use common::{advertised_versions as versions, call, fresh_dir as temp_dir, open_group_broker as open, str_bytes as s};
 use kafka_protocol::messages::{
     join_group_request::JoinGroupRequestProtocol, leave_group_request::MemberIdentity, offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
     offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic}, offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics},
@@ -21,32 +19,19 @@ use kafka_protocol::messages::{
     ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
     SyncGroupResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 
 const MEMBER_ID_REQUIRED: i16 = 79;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const NON_EMPTY_GROUP: i16 = 68;
 
-fn open(dir: &PathBuf) -> Arc<Broker> {
-    common::open_group_broker(dir)
-}
 
-fn temp_dir(name: &str) -> PathBuf {
-    common::fresh_dir(name)
-}
 
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
 
 fn group(id: &str) -> GroupId {
     GroupId(s(id))
 }
 
-fn versions(api: ApiKey) -> std::ops::RangeInclusive<i16> {
-    common::advertised_versions(api)
-}
 
 async fn join(broker: &Broker, version: i16, group_id: &str, member_id: &str) -> JoinGroupResponse {
     let request = JoinGroupRequest::default()

@@ -13,29 +13,19 @@ Usage: python3 group_coordinator_failover.py BOOTSTRAP[,...] CONTROL_DIR
 It prints `KILL <node id>` and waits for CONTROL_DIR/killed, and ends with
 a summary line and `ok`. Raises on any lost commit or record.
 """
-import os
 import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from topics import create_topic
+from cluster_script import create_topic, wait_for_file
 
 TOPIC = "group-failover"
 GROUP = "failover-group"
 PARTITIONS = 3
 DEADLINE_S = 90
 bootstrap, control_dir = sys.argv[1], sys.argv[2]
-
-
-def wait_for_file(name):
-    path = os.path.join(control_dir, name)
-    deadline = time.monotonic() + DEADLINE_S
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{name} never appeared")
-        time.sleep(0.05)
 
 
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -91,7 +81,7 @@ description = admin.describe_consumer_groups([GROUP])[GROUP].result(timeout=30)
 coordinator = description.coordinator.id
 print(f"coordinator {coordinator}; state {description.state}", flush=True)
 print(f"KILL {coordinator}", flush=True)
-wait_for_file("killed")
+wait_for_file(control_dir, "killed", DEADLINE_S)
 
 produce("after", 5)
 read, first_offsets, committed = consume(PARTITIONS * 5)

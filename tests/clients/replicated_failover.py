@@ -9,27 +9,17 @@ It prints `KILL <node id>` and waits for CONTROL_DIR/killed, prints
 `RESTART <node id>` and waits for CONTROL_DIR/restarted, and ends with a
 summary line and `ok`. Raises on any lost record.
 """
-import os
 import sys
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from topics import create_topic
+from cluster_script import create_topic, wait_for_file
 
 TOPIC = "replicated-failover"
 DEADLINE_S = 60
 bootstrap, control_dir = sys.argv[1], sys.argv[2]
-
-
-def wait_for_file(name):
-    path = os.path.join(control_dir, name)
-    deadline = time.monotonic() + DEADLINE_S
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{name} never appeared")
-        time.sleep(0.05)
 
 
 def partition_metadata(admin):
@@ -85,12 +75,12 @@ def produce(count):
 produce(300)
 print(f"KILL {leader}", flush=True)
 produce(300)  # during and after the kill: librdkafka retries on the new leader
-wait_for_file("killed")
+wait_for_file(control_dir, "killed", DEADLINE_S)
 remaining = producer.flush(DEADLINE_S)
 if remaining:
     raise RuntimeError(f"{remaining} records still unacknowledged after the kill")
 print(f"RESTART {leader}", flush=True)
-wait_for_file("restarted")
+wait_for_file(control_dir, "restarted", DEADLINE_S)
 produce(100)
 if producer.flush(DEADLINE_S):
     raise RuntimeError("records unacknowledged after the restart")

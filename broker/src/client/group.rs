@@ -157,6 +157,16 @@ fn unversioned<T: Decodable>(bytes: &Bytes) -> Option<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| T::decode(&mut buf, version).ok())).ok().flatten()
 }
 
+/// The partitions of an encoded consumer-protocol assignment, in order
+/// (none if it does not decode).
+fn assigned_partitions(bytes: &Bytes) -> Vec<TopicPartition> {
+    let assignment = unversioned::<ConsumerProtocolAssignment>(bytes).unwrap_or_default();
+    let mut partitions: Vec<TopicPartition> =
+        assignment.assigned_partitions.iter().flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(t.topic.0.as_str(), p))).collect();
+    partitions.sort();
+    partitions
+}
+
 /// `items` (a partition and a value each) grouped by topic, in topic order.
 fn by_topic<T>(items: impl IntoIterator<Item = (TopicPartition, T)>) -> BTreeMap<String, Vec<(i32, T)>> {
     let mut topics: BTreeMap<String, Vec<(i32, T)>> = BTreeMap::new();
@@ -337,14 +347,7 @@ impl GroupMember {
         let wait_ms = u64::try_from(self.config.rebalance_timeout_ms).unwrap_or(0);
         let response = self.call(&request, SYNC_GROUP_VERSION, wait_ms).await?;
         let response = self.checked(response.error_code, response)?;
-        let assignment = unversioned::<ConsumerProtocolAssignment>(&response.assignment).unwrap_or_default();
-        let mut partitions: Vec<TopicPartition> = assignment
-            .assigned_partitions
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(t.topic.0.as_str(), p)))
-            .collect();
-        partitions.sort();
-        Ok(partitions)
+        Ok(assigned_partitions(&response.assignment))
     }
 
     /// Heartbeat of the current generation.
@@ -422,13 +425,7 @@ impl GroupMember {
             .members
             .iter()
             .map(|m| {
-                let assignment = unversioned::<ConsumerProtocolAssignment>(&m.member_assignment).unwrap_or_default();
-                let mut partitions: Vec<TopicPartition> = assignment
-                    .assigned_partitions
-                    .iter()
-                    .flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(t.topic.0.as_str(), p)))
-                    .collect();
-                partitions.sort();
+                let partitions = assigned_partitions(&m.member_assignment);
                 MemberDescription {
                     member_id: m.member_id.as_str().to_string(),
                     client_id: m.client_id.as_str().to_string(),

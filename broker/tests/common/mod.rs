@@ -149,3 +149,8 @@ pub fn advertised_versions(api: ApiKey) -> std::ops::RangeInclusive<i16> {
     let (min, max) = broker::wire::supported_range(api).expect("advertised");
     min..=max
 }
+
+/// `text` as the protocol's string type.
+pub fn str_bytes(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}

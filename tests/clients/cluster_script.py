@@ -1,5 +1,7 @@
-"""Creating a topic in a cluster that may still be starting: what the
-cluster-mode client scripts share."""
+"""What the cluster-mode client scripts share: creating a topic in a
+cluster that may still be starting, and waiting for the test driving the
+faults to say it acted (a file appearing in the control directory)."""
+import os
 import time
 
 from confluent_kafka import KafkaException
@@ -24,3 +26,14 @@ def create_topic(admin, topic, partitions, replication_factor, deadline_s):
         except TimeoutError:
             if time.monotonic() > deadline:
                 raise
+
+
+def wait_for_file(control_dir, name, deadline_s):
+    """Waits until `control_dir/name` exists (the driver's answer to a
+    KILL or RESTART line)."""
+    path = os.path.join(control_dir, name)
+    deadline = time.monotonic() + deadline_s
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} never appeared")
+        time.sleep(0.05)
