@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::{
     create_topics_request::CreatableTopic, metadata_request::MetadataRequestTopic, CreateTopicsRequest,
-    MetadataRequest, TopicName,
+    FindCoordinatorRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -18,6 +18,8 @@ use super::{ClientError, Connection, TopicPartition};
 pub const METADATA_VERSION: i16 = 7;
 /// CreateTopics request version this client speaks.
 pub const CREATE_TOPICS_VERSION: i16 = 4;
+/// FindCoordinator request version this client speaks (one key per request).
+pub const FIND_COORDINATOR_VERSION: i16 = 3;
 
 /// Connections and leader metadata shared by the producer and the consumer.
 pub struct Cluster {
@@ -146,6 +148,36 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// Asks a bootstrap broker (each in turn, as [`Cluster::refresh`] does)
+    /// which broker coordinates `key`: a group (`key_type` 0) or a
+    /// transactional id (1). `Ok(Err(code))` is the broker's error code
+    /// (COORDINATOR_NOT_AVAILABLE while the internal topic has no leader).
+    pub async fn find_coordinator(&mut self, key: &str, key_type: i8) -> Result<Result<String, i16>, ClientError> {
+        let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(key.into())).with_key_type(key_type);
+        let timeout_ms = self.timeout_ms;
+        let mut last_error = None;
+        for attempt in 0..self.bootstrap.len() {
+            let index = (self.bootstrap_next + attempt) % self.bootstrap.len();
+            let server = self.bootstrap[index].clone();
+            let result = match self.connection(&server).await {
+                Ok(connection) => connection.request(&request, FIND_COORDINATOR_VERSION, timeout_ms).await,
+                Err(error) => Err(error),
+            };
+            match result {
+                Ok(response) if response.error_code != 0 => return Ok(Err(response.error_code)),
+                Ok(response) => {
+                    self.bootstrap_next = index;
+                    return Ok(Ok(format!("{}:{}", response.host.as_str(), response.port)));
+                }
+                Err(error) => {
+                    self.drop_connection(&server);
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.unwrap_or(ClientError::BadResponse("no bootstrap server".into())))
     }
 
     /// Every broker's address from the last metadata (by node id).

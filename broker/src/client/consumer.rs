@@ -4,7 +4,9 @@
 //! (fresh assignment, or after OFFSET_OUT_OF_RANGE) is reset with
 //! ListOffsets to the earliest offset (`auto.offset.reset=earliest`) or the
 //! latest one. Records below the position in a returned batch are skipped;
-//! control records (transaction markers) are never returned.
+//! control records (transaction markers) are never returned, and with
+//! `isolation_level` 1 (read_committed, the default) neither are the
+//! records of aborted transactions the broker lists in its answer.
 
 use std::collections::BTreeMap;
 
@@ -244,7 +246,31 @@ impl Consumer {
                             continue;
                         }
                     };
+                    // read_committed: the broker lists the aborted
+                    // transactions overlapping what it returned; a
+                    // transactional record of a listed producer at or after
+                    // the transaction's first offset is skipped, until that
+                    // producer's abort marker (Kafka's consumer does the same).
+                    let mut aborted: Vec<(i64, i64)> = partition.aborted_transactions.iter().flatten().map(|t| (t.first_offset, t.producer_id.0)).collect();
+                    aborted.sort_unstable();
+                    let mut aborting: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+                    let mut next_aborted = aborted.into_iter().peekable();
                     for record in batches.into_iter().flat_map(|b| b.records) {
+                        while let Some(&(first_offset, producer_id)) = next_aborted.peek() {
+                            if first_offset > record.offset {
+                                break;
+                            }
+                            aborting.insert(producer_id);
+                            next_aborted.next();
+                        }
+                        if record.control {
+                            if is_abort_marker(&record) {
+                                aborting.remove(&record.producer_id);
+                            }
+                        } else if record.transactional && aborting.contains(&record.producer_id) {
+                            next = next.max(record.offset + 1);
+                            continue;
+                        }
                         if record.offset < next || record.control {
                             next = next.max(record.offset + i64::from(record.control));
                             continue;
@@ -266,4 +292,10 @@ impl Consumer {
             _ => Ok(out),
         }
     }
+}
+
+/// Whether a control record is an abort marker (its key: version int16,
+/// type int16, 0 = abort, 1 = commit).
+fn is_abort_marker(record: &kafka_protocol::records::Record) -> bool {
+    record.key.as_ref().is_some_and(|key| key.len() >= 4 && i16::from_be_bytes([key[2], key[3]]) == 0)
 }

@@ -10,12 +10,14 @@ mod connection;
 mod consumer;
 mod group;
 mod producer;
+mod transaction;
 
 pub use cluster::Cluster;
 pub use connection::{ClientError, Connection};
 pub use consumer::{Consumer, ConsumerConfig, ConsumedRecord};
 pub use group::{list_groups, range_assign, CommitOutcome, GroupClientError, GroupDescription, GroupMember, GroupMemberConfig, Joined, MemberDescription, RANGE_ASSIGNOR};
 pub use producer::{Producer, ProducerConfig, SendError, SendOutcome};
+pub use transaction::{TransactionError, TransactionalProducer, TransactionalProducerConfig};
 
 /// A topic and partition number.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

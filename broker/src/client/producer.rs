@@ -92,6 +92,8 @@ pub struct SendError {
     /// Idempotence: the broker no longer knows this producer's sequence
     /// (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH).
     pub producer_lost: bool,
+    /// The broker's error code, when the broker answered with one.
+    pub error_code: Option<i16>,
     /// What went wrong.
     pub message: String,
 }
@@ -114,6 +116,13 @@ pub struct Producer {
     producer: Option<(i64, i16)>,
     /// Idempotence: each partition's next sequence number.
     sequences: BTreeMap<TopicPartition, i32>,
+    /// Set by [`super::TransactionalProducer`]: batches carry the
+    /// transactional attribute, and the producer id comes from the
+    /// transaction coordinator (never taken anew here).
+    transactional: bool,
+    /// Transactional: a send's outcome stayed unknown, so the partition's
+    /// sequence is in doubt until the producer's epoch is bumped.
+    sequence_in_doubt: bool,
 }
 
 /// InitProducerId request version this client speaks.
@@ -135,7 +144,28 @@ impl Producer {
             now_ms,
             producer: None,
             sequences: BTreeMap::new(),
+            transactional: false,
+            sequence_in_doubt: false,
         }
+    }
+
+    /// Makes this a transactional producer's sender: batches are sent under
+    /// `producer` (the id and epoch InitProducerId with a transactional id
+    /// returned), numbered from 0 on every partition, and marked
+    /// transactional.
+    pub(crate) fn use_transactional_id(&mut self, producer: (i64, i16)) {
+        self.producer = Some(producer);
+        self.sequences.clear();
+        self.transactional = true;
+        self.sequence_in_doubt = false;
+    }
+
+    /// Transactional: whether a send's outcome stayed unknown (or the
+    /// broker lost the producer's sequence) since the last
+    /// [`Producer::use_transactional_id`], so the transaction must abort
+    /// and the epoch be bumped before the next.
+    pub(crate) fn sequence_in_doubt(&self) -> bool {
+        self.sequence_in_doubt
     }
 
     /// The cluster view (for topic creation and metadata).
@@ -174,7 +204,7 @@ impl Producer {
             .iter()
             .enumerate()
             .map(|(i, (key, value))| Record {
-                transactional: false,
+                transactional: self.transactional,
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
@@ -197,6 +227,7 @@ impl Producer {
         RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| SendError {
             definite: true,
             producer_lost: false,
+            error_code: None,
             message: format!("encode failed: {e}"),
         })?;
         Ok(buf.freeze())
@@ -207,6 +238,9 @@ impl Producer {
         if let Some(producer) = self.producer {
             return Ok(producer);
         }
+        if self.transactional {
+            return Err(SendError { definite: true, producer_lost: false, error_code: None, message: "the transactional producer has no producer id (init_transactions first)".into() });
+        }
         let request = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
         let timeout_ms = self.config.request_timeout_ms;
         let server = self.config.bootstrap.split(',').map(str::trim).find(|s| !s.is_empty()).unwrap_or_default().to_string();
@@ -216,10 +250,10 @@ impl Producer {
         };
         let response = response.map_err(|error| {
             self.cluster.drop_connection(&server);
-            SendError { definite: true, producer_lost: false, message: format!("InitProducerId: {error}") }
+            SendError { definite: true, producer_lost: false, error_code: None, message: format!("InitProducerId: {error}") }
         })?;
         if response.error_code != 0 {
-            return Err(SendError { definite: true, producer_lost: false, message: format!("InitProducerId: error code {}", response.error_code) });
+            return Err(SendError { definite: true, producer_lost: false, error_code: None, message: format!("InitProducerId: error code {}", response.error_code) });
         }
         let producer = (response.producer_id.0, response.producer_epoch);
         self.producer = Some(producer);
@@ -230,7 +264,7 @@ impl Producer {
     /// The batch to send for `records`: with idempotence, under the
     /// current producer id at `tp`'s next sequence.
     async fn make_batch(&mut self, tp: &TopicPartition, records: &[(Option<Bytes>, Option<Bytes>)]) -> Result<Bytes, SendError> {
-        if !self.config.enable_idempotence {
+        if !self.config.enable_idempotence && !self.transactional {
             return self.encode_batch(records, None);
         }
         let (producer_id, producer_epoch) = self.producer_id().await?;
@@ -257,11 +291,17 @@ impl Producer {
                 },
                 Some(made) => match self.try_send(tp, made).await {
                     Ok(outcome) => {
-                        if self.config.enable_idempotence {
+                        if self.config.enable_idempotence || self.transactional {
                             let next = self.sequences.get(tp).copied().unwrap_or(0).wrapping_add(records.len() as i32) & i32::MAX;
                             self.sequences.insert(tp.clone(), next);
                         }
                         return Ok(outcome);
+                    }
+                    Err(error) if self.transactional && error.producer_lost => {
+                        // Only the transaction coordinator hands out this
+                        // producer's id: the transaction must abort.
+                        self.sequence_in_doubt = true;
+                        return Err(error);
                     }
                     Err(error) => {
                         if self.config.enable_idempotence && error.producer_lost {
@@ -275,10 +315,12 @@ impl Producer {
                 },
             };
             maybe_appended |= !error.definite && batch.is_some();
-            let may_retry = error.definite || self.config.retry_ambiguous || self.config.enable_idempotence;
+            let may_retry = error.definite || self.config.retry_ambiguous || self.config.enable_idempotence || self.transactional;
             if !may_retry || attempt >= self.config.retries {
                 let error = SendError { definite: error.definite && !maybe_appended, ..error };
-                if self.config.enable_idempotence && !error.definite {
+                if self.transactional && !error.definite {
+                    self.sequence_in_doubt = true;
+                } else if self.config.enable_idempotence && !error.definite {
                     // The batch may or may not be in the log: its sequence
                     // is in doubt, so the next batch starts a new producer.
                     self.producer = None;
@@ -302,6 +344,7 @@ impl Producer {
                 return Err(SendError {
                     definite: true,
                     producer_lost: false,
+                    error_code: None,
                     message: format!("no leader known for {tp}"),
                 })
             }
@@ -348,6 +391,7 @@ impl Producer {
             .ok_or_else(|| SendError {
                 definite: false,
                 producer_lost: false,
+                error_code: None,
                 message: format!("response did not mention {tp}"),
             })?;
         if partition.error_code != 0 {
@@ -355,6 +399,7 @@ impl Producer {
             let code = partition.error_code;
             return Err(SendError {
                 definite: !appended_maybe(code),
+                error_code: Some(code),
                 producer_lost: [ResponseError::OutOfOrderSequenceNumber.code(), ResponseError::UnknownProducerId.code(), ResponseError::InvalidProducerEpoch.code()].contains(&code),
                 message: format!(
                     "broker error {} on {tp}{}",
@@ -383,6 +428,7 @@ fn client_error(error: ClientError) -> SendError {
     SendError {
         definite: error.is_definite(),
         producer_lost: false,
+        error_code: None,
         message: error.to_string(),
     }
 }
