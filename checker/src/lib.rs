@@ -89,6 +89,23 @@ pub fn check_with(h: &History, opts: &Options) -> Report {
         stats.insert("graph_nodes".into(), Value::from(log_stats.graph_nodes));
         stats.insert("graph_edges".into(), Value::from(log_stats.graph_edges));
         allowed.extend(log::allowed(h));
+        // How many transactions the exactly-once checks judged, by outcome
+        // (a history with none has not exercised them).
+        let txns = h.ops.iter().filter(|o| o.f == history::F::Txn);
+        let (mut ok, mut fail, mut info) = (0usize, 0usize, 0usize);
+        for op in txns {
+            match op.outcome {
+                history::Outcome::Ok => ok += 1,
+                history::Outcome::Fail => fail += 1,
+                history::Outcome::Info => info += 1,
+            }
+        }
+        if ok + fail + info > 0 {
+            stats.insert("txn_ops".into(), Value::from(ok + fail + info));
+            stats.insert("txn_ok".into(), Value::from(ok));
+            stats.insert("txn_fail".into(), Value::from(fail));
+            stats.insert("txn_info".into(), Value::from(info));
+        }
     }
     if has_linear {
         let lin = linear::check(h, opts.time_budget);
