@@ -32,7 +32,7 @@ use bytes::Bytes;
 
 use crate::controller::PartitionState;
 use crate::error_codes::KafkaErrorCode;
-use crate::producer_state::{last_sequence, AppendCheck, ProducerBatch, ProducerStateConfig, ProducerStateError, ProducerStateManager};
+use crate::producer_state::{last_sequence, AppendCheck, LoggedBatch, ProducerBatch, ProducerStateConfig, ProducerStateError, ProducerStateManager};
 use crate::replication::{
     EpochEntry, FetchAnswer, FetchResponse, FollowerDecision, FollowerFetch, FollowerState, LeaderEffect, LeaderEpoch,
     LeaderState, LocalLog, MetadataVerdict, Offset, PartitionMetadata, ReplicaId, ReplicationConfig, ReplicationError,
@@ -161,8 +161,9 @@ impl Partition {
     fn producer_state(&mut self) -> Result<&mut ProducerStateManager, StorageError> {
         let now_ms = self.now_ms();
         if self.producers.is_none() {
-            let headers = self.log.batch_headers()?;
-            let state = ProducerStateManager::rebuild(self.producer_config, headers.iter(), self.log.log_start_offset());
+            let batches: Vec<LoggedBatch> =
+                self.log.batch_headers_with_markers()?.into_iter().map(|(header, marker)| LoggedBatch { header, marker }).collect();
+            let state = ProducerStateManager::rebuild(self.producer_config, batches.iter(), self.log.log_start_offset());
             tracing::debug!(dir = ?self.log.dir(), producers = state.producers().len(), "producer state rebuilt from the log");
             self.producers = Some(state);
         }
@@ -200,7 +201,7 @@ impl Partition {
         }
         let last_seq = last_sequence(header.base_sequence, header.last_offset_delta);
         let state = self.producer_state()?;
-        let check = state.check_append(header.producer_id, header.producer_epoch, header.base_sequence, last_seq)?;
+        let check = state.check_append(header.producer_id, header.producer_epoch, header.base_sequence, last_seq, header.is_transactional())?;
         Ok(Some((header, check)))
     }
 
