@@ -186,6 +186,12 @@ pub struct BrokerConfig {
     /// A producer id idle this long (by its last batch's timestamp) is
     /// forgotten by each partition (`producer.id.expiration.ms`).
     pub producer_id_expiration_ms: u64,
+    /// TEACHING KNOB (`transaction.aborted.index.enable`, default true):
+    /// false answers every read_committed fetch with an empty list of
+    /// aborted transactions, so consumers cannot tell aborted records from
+    /// committed ones and deliver them. Breaks read_committed; it shows
+    /// what the aborted-transaction index is for.
+    pub transaction_aborted_index_enable: bool,
     /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`,
     /// Kafka's default 50). Fixed once the topic exists: a group's
     /// coordinator follows from it.
@@ -234,6 +240,7 @@ impl Default for BrokerConfig {
             delayed_produce_max: 1_024,
             replication_truncate_to_high_watermark: false,
             producer_id_expiration_ms: crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            transaction_aborted_index_enable: true,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             group: crate::group::GroupConfig::default(),
@@ -320,6 +327,7 @@ impl BrokerConfig {
         "replication.delayed_produce_max",
         "replication.truncate_to_high_watermark",
         "producer.id.expiration.ms",
+        "transaction.aborted.index.enable",
         "offsets.topic.num.partitions",
         "offsets.topic.replication.factor",
         "offsets.retention.minutes",
@@ -384,6 +392,7 @@ impl BrokerConfig {
             "replication.delayed_produce_max" => self.delayed_produce_max = parse_number(key, value)?,
             "replication.truncate_to_high_watermark" => self.replication_truncate_to_high_watermark = parse_bool(key, value)?,
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = parse_number(key, value)?,
+            "transaction.aborted.index.enable" => self.transaction_aborted_index_enable = parse_bool(key, value)?,
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse_number(key, value)?,
             "offsets.topic.replication.factor" => self.offsets_topic_replication_factor = parse_number(key, value)?,
             "offsets.retention.minutes" => {

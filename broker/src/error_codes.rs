@@ -128,6 +128,9 @@ impl KafkaErrorCode for ProducerStateError {
             ProducerStateError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch.code(),
             ProducerStateError::UnknownProducerId { .. } => E::UnknownProducerId.code(),
             ProducerStateError::InvalidBatch(_) => E::InvalidRecord.code(),
+            ProducerStateError::InvalidTxnState { .. } => E::InvalidTxnState.code(),
+            // The coordinator learns it was replaced and stops writing.
+            ProducerStateError::TransactionCoordinatorFenced { .. } => E::TransactionCoordinatorFenced.code(),
         }
     }
 }
@@ -179,6 +182,11 @@ mod tests {
         assert_eq!(ProducerStateError::InvalidProducerEpoch { producer_id: 1, epoch: 0, current_epoch: 1 }.kafka_error_code(), 47);
         assert_eq!(ProducerStateError::UnknownProducerId { producer_id: 1, first_seq: 3 }.kafka_error_code(), 59);
         assert_eq!(ProducerStateError::InvalidBatch("x".into()).kafka_error_code(), 87);
+        assert_eq!(ProducerStateError::InvalidTxnState { producer_id: 1, first_offset: 0 }.kafka_error_code(), 48);
+        assert_eq!(
+            ProducerStateError::TransactionCoordinatorFenced { producer_id: 1, coordinator_epoch: 0, current_coordinator_epoch: 1 }.kafka_error_code(),
+            52
+        );
         assert_eq!(InitProducerIdError::TransactionsUnsupported("t".into()).kafka_error_code(), 35);
     }
 }

@@ -9,22 +9,36 @@
 //! Method: random operations by a few producers (new batches, retries of
 //! any of their last eight batches, gaps, epoch bumps, zombies of an older
 //! epoch, unknown ids, plain batches without a producer id, time passing
-//! past `producer.id.expiration.ms`, the log start moving forward). Each
-//! batch goes through `check_append`; the answer must be the model's. The
-//! model keeps every batch a producer appended in its current epoch (not a
-//! window of five) and decides from that history. After every operation
-//! the state rebuilt from the log (with the same `now_ms`) must equal the
-//! live state. `PROPTEST_CASES=5000` for a longer search.
+//! past `producer.id.expiration.ms`, the log start moving forward), and
+//! transactions: a producer begins one (its batches are then
+//! transactional), a coordinator ends it with a commit or abort marker
+//! (sometimes with a bumped producer epoch, sometimes from a stale
+//! coordinator or a zombie epoch), a producer sends a plain batch inside
+//! its transaction, and the partition restarts (its state rebuilt from the
+//! log). Each batch goes through `check_append` and each marker through
+//! `check_marker`; the answer must be the model's. The model keeps every
+//! batch a producer appended in its current epoch (not a window of five)
+//! and decides from that history; it tracks open transactions, coordinator
+//! epochs and aborted transactions itself. After every operation the state
+//! rebuilt from the log (with the same `now_ms`) must equal the live state,
+//! and the live first unstable offset and aborted list must be the model's.
+//! The log start only moves to a batch boundary outside every transaction
+//! (see the module docs of `producer_state` for why).
+//! `PROPTEST_CASES=5000` for a longer search.
 
 use std::collections::BTreeMap;
 
 use broker::producer_state::{
-    last_sequence, next_sequence, AppendCheck, ProducerBatch, ProducerStateConfig, ProducerStateError, ProducerStateManager, BATCHES_RETAINED,
+    last_sequence, next_sequence, AbortedTxn, AppendCheck, LoggedBatch, ProducerBatch, ProducerStateConfig, ProducerStateError, ProducerStateManager, TxnMarker,
+    BATCHES_RETAINED, NO_COORDINATOR_EPOCH,
 };
+use broker::storage::ControlMarker;
 use broker::storage::BatchHeader;
 use proptest::prelude::*;
 
 const EXPIRATION_MS: u64 = 1_000;
+const TRANSACTIONAL: i16 = 1 << 4;
+const CONTROL: i16 = 1 << 5;
 const PRODUCERS: usize = 3;
 
 #[derive(Debug, Clone)]
@@ -38,6 +52,21 @@ enum Op {
     Plain { count: i32 },
     Advance { ms: u64 },
     TruncateHead { permille: u32 },
+    BeginTxn { producer: usize },
+    EndTxn { producer: usize, commit: bool, bump_epoch: bool, coordinator: CoordinatorMove },
+    ZombieMarker { producer: usize },
+    PlainInTxn { producer: usize },
+    Restart,
+}
+
+/// Which coordinator epoch an end-of-transaction marker carries.
+#[derive(Debug, Clone, Copy)]
+enum CoordinatorMove {
+    Same,
+    /// A new coordinator took over.
+    Newer,
+    /// A coordinator that lost its partition (fenced).
+    Stale,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -51,6 +80,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..4i32).prop_map(|count| Op::Plain { count }),
         1 => (0..700u64).prop_map(|ms| Op::Advance { ms }),
         1 => (0..1000u32).prop_map(|permille| Op::TruncateHead { permille }),
+        2 => (0..PRODUCERS).prop_map(|producer| Op::BeginTxn { producer }),
+        2 => (0..PRODUCERS, any::<bool>(), proptest::bool::weighted(0.2), prop_oneof![4 => Just(CoordinatorMove::Same), 1 => Just(CoordinatorMove::Newer), 1 => Just(CoordinatorMove::Stale)])
+            .prop_map(|(producer, commit, bump_epoch, coordinator)| Op::EndTxn { producer, commit, bump_epoch, coordinator }),
+        1 => (0..PRODUCERS).prop_map(|producer| Op::ZombieMarker { producer }),
+        1 => (0..PRODUCERS).prop_map(|producer| Op::PlainInTxn { producer }),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -59,8 +94,10 @@ fn op() -> impl Strategy<Value = Op> {
 struct Client {
     epoch: i16,
     next_seq: i32,
-    /// Every batch it sent, as `(epoch, first_seq, count)`.
-    sent: Vec<(i16, i32, i32)>,
+    /// Every batch it sent, as `(epoch, first_seq, count, transactional)`.
+    sent: Vec<(i16, i32, i32, bool)>,
+    /// Inside a transaction: its batches are transactional.
+    in_txn: bool,
 }
 
 /// The model's memory of one producer: all batches of its current epoch.
@@ -70,15 +107,22 @@ struct ModelProducer {
     /// `(first_seq, last_seq, base_offset, last_offset)`, oldest first.
     run: Vec<(i32, i32, i64, i64)>,
     last_timestamp_ms: i64,
+    txn_first: Option<i64>,
+    coordinator_epoch: i32,
+    coordinator_epoch_offset: i64,
+    last_offset: i64,
 }
 
 #[derive(Debug, Default)]
 struct Model {
     producers: BTreeMap<i64, ModelProducer>,
+    aborted: Vec<AbortedTxn>,
+    /// Every transaction's `(first_offset, marker offset or None if open)`.
+    txns: Vec<(i64, Option<i64>)>,
 }
 
 impl Model {
-    fn decide(&self, pid: i64, epoch: i16, first: i32, last: i32) -> Result<AppendCheck, ProducerStateError> {
+    fn decide(&self, pid: i64, epoch: i16, first: i32, last: i32, transactional: bool) -> Result<AppendCheck, ProducerStateError> {
         let Some(p) = self.producers.get(&pid) else {
             return if first == 0 { Ok(AppendCheck::Append) } else { Err(ProducerStateError::UnknownProducerId { producer_id: pid, first_seq: first }) };
         };
@@ -86,32 +130,90 @@ impl Model {
             return Err(ProducerStateError::InvalidProducerEpoch { producer_id: pid, epoch, current_epoch: p.epoch });
         }
         if epoch > p.epoch {
-            return if first == 0 {
-                Ok(AppendCheck::Append)
-            } else {
-                Err(ProducerStateError::OutOfOrderSequence { producer_id: pid, epoch, first_seq: first, expected_seq: 0 })
-            };
-        }
-        let window = &p.run[p.run.len().saturating_sub(BATCHES_RETAINED)..];
-        if let Some(&(_, _, base, last_offset)) = window.iter().find(|b| b.0 == first && b.1 == last) {
-            return Ok(AppendCheck::Duplicate { base_offset: base, last_offset });
-        }
-        let expected = next_sequence(p.run.last().unwrap().1);
-        if first == expected {
-            Ok(AppendCheck::Append)
+            if first != 0 {
+                return Err(ProducerStateError::OutOfOrderSequence { producer_id: pid, epoch, first_seq: first, expected_seq: 0 });
+            }
         } else {
-            Err(ProducerStateError::OutOfOrderSequence { producer_id: pid, epoch, first_seq: first, expected_seq: expected })
+            let window = &p.run[p.run.len().saturating_sub(BATCHES_RETAINED)..];
+            if let Some(&(_, _, base, last_offset)) = window.iter().find(|b| b.0 == first && b.1 == last) {
+                return Ok(AppendCheck::Duplicate { base_offset: base, last_offset });
+            }
+            let expected = p.run.last().map_or(0, |b| next_sequence(b.1));
+            if first != expected {
+                return Err(ProducerStateError::OutOfOrderSequence { producer_id: pid, epoch, first_seq: first, expected_seq: expected });
+            }
+        }
+        match p.txn_first {
+            Some(first_offset) if !transactional => Err(ProducerStateError::InvalidTxnState { producer_id: pid, first_offset }),
+            _ => Ok(AppendCheck::Append),
+        }
+    }
+
+    fn fresh(epoch: i16) -> ModelProducer {
+        ModelProducer {
+            epoch,
+            run: Vec::new(),
+            last_timestamp_ms: 0,
+            txn_first: None,
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
+            coordinator_epoch_offset: -1,
+            last_offset: -1,
         }
     }
 
     fn append(&mut self, b: &ProducerBatch) {
-        let fresh = ModelProducer { epoch: b.producer_epoch, run: Vec::new(), last_timestamp_ms: b.max_timestamp_ms };
-        let p = self.producers.entry(b.producer_id).or_insert_with(|| fresh.clone());
+        let p = self.producers.entry(b.producer_id).or_insert_with(|| Self::fresh(b.producer_epoch));
         if p.epoch != b.producer_epoch {
-            *p = fresh;
+            p.epoch = b.producer_epoch;
+            p.run.clear();
         }
         p.run.push((b.first_seq, b.last_seq, b.base_offset, b.last_offset));
         p.last_timestamp_ms = b.max_timestamp_ms;
+        p.last_offset = b.last_offset;
+        if b.transactional && p.txn_first.is_none() {
+            p.txn_first = Some(b.base_offset);
+            self.txns.push((b.base_offset, None));
+        }
+    }
+
+    fn decide_marker(&self, pid: i64, epoch: i16, coordinator_epoch: i32) -> Result<(), ProducerStateError> {
+        let Some(p) = self.producers.get(&pid) else { return Ok(()) };
+        if epoch < p.epoch {
+            return Err(ProducerStateError::InvalidProducerEpoch { producer_id: pid, epoch, current_epoch: p.epoch });
+        }
+        if coordinator_epoch < p.coordinator_epoch {
+            return Err(ProducerStateError::TransactionCoordinatorFenced {
+                producer_id: pid,
+                coordinator_epoch,
+                current_coordinator_epoch: p.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    fn first_unstable(&self) -> Option<i64> {
+        self.producers.values().filter_map(|p| p.txn_first).min()
+    }
+
+    fn end_txn(&mut self, m: &TxnMarker) {
+        let p = self.producers.entry(m.producer_id).or_insert_with(|| Self::fresh(m.producer_epoch));
+        let ended = p.txn_first.take();
+        if p.epoch != m.producer_epoch {
+            p.epoch = m.producer_epoch;
+            p.run.clear();
+        }
+        p.coordinator_epoch = m.coordinator_epoch;
+        p.coordinator_epoch_offset = m.offset;
+        p.last_timestamp_ms = m.timestamp_ms;
+        p.last_offset = m.offset;
+        if let Some(first_offset) = ended {
+            let txn = self.txns.iter_mut().find(|t| t.0 == first_offset && t.1.is_none()).expect("the open transaction");
+            txn.1 = Some(m.offset);
+            if !m.commit {
+                let last_stable_offset = self.first_unstable().unwrap_or(m.offset + 1);
+                self.aborted.push(AbortedTxn { producer_id: m.producer_id, first_offset, last_offset: m.offset, last_stable_offset });
+            }
+        }
     }
 }
 
@@ -119,7 +221,9 @@ struct World {
     live: ProducerStateManager,
     model: Model,
     clients: Vec<Client>,
-    log: Vec<BatchHeader>,
+    log: Vec<LoggedBatch>,
+    /// The transaction coordinator's current epoch.
+    coordinator_epoch: i32,
     log_start: i64,
     log_end: i64,
     now_ms: u64,
@@ -155,6 +259,7 @@ impl World {
             model: Model::default(),
             clients: vec![Client::default(); PRODUCERS],
             log: Vec::new(),
+            coordinator_epoch: 0,
             log_start: 0,
             log_end: 0,
             now_ms: 0,
@@ -163,22 +268,26 @@ impl World {
     }
 
     /// Offers a producer's batch the way the partition does; returns the decision.
-    fn offer(&mut self, pid: i64, epoch: i16, first_seq: i32, count: i32) -> Result<AppendCheck, ProducerStateError> {
+    fn offer(&mut self, pid: i64, epoch: i16, first_seq: i32, count: i32, transactional: bool) -> Result<AppendCheck, ProducerStateError> {
         let last_seq = last_sequence(first_seq, count - 1);
-        let decision = self.live.check_append(pid, epoch, first_seq, last_seq);
-        let expected = self.model.decide(pid, epoch, first_seq, last_seq);
+        let decision = self.live.check_append(pid, epoch, first_seq, last_seq, transactional);
+        let expected = self.model.decide(pid, epoch, first_seq, last_seq, transactional);
         assert_eq!(decision, expected, "pid {pid} epoch {epoch} seq {first_seq}..={last_seq}");
         match decision {
             Ok(AppendCheck::Append) => {
-                let h = header(pid, epoch, first_seq, count, self.log_end, self.now_ms as i64);
+                let mut h = header(pid, epoch, first_seq, count, self.log_end, self.now_ms as i64);
+                if transactional {
+                    h.attributes |= TRANSACTIONAL;
+                }
                 let batch = ProducerBatch::from_header(&h).unwrap();
+                assert_eq!(batch.transactional, transactional);
                 self.live.record_append(&batch);
                 self.model.append(&batch);
-                self.log.push(h);
+                self.log.push(LoggedBatch { header: h, marker: None });
                 self.log_end += i64::from(count);
             }
             Ok(AppendCheck::Duplicate { base_offset, last_offset }) => {
-                let original = self.log.iter().find(|h| h.base_offset == base_offset).expect("the original is in the log");
+                let original = &self.log.iter().find(|b| b.header.base_offset == base_offset).expect("the original is in the log").header;
                 assert_eq!((original.producer_id, original.producer_epoch, original.base_sequence), (pid, epoch, first_seq));
                 assert_eq!(original.last_offset(), last_offset);
                 assert!(base_offset >= self.log_start, "a duplicate points into the log");
@@ -188,13 +297,32 @@ impl World {
         decision
     }
 
+    /// Offers a coordinator's marker the way the partition does.
+    fn offer_marker(&mut self, pid: i64, epoch: i16, commit: bool, coordinator_epoch: i32) -> Result<(), ProducerStateError> {
+        let decision = self.live.check_marker(pid, epoch, coordinator_epoch);
+        assert_eq!(decision, self.model.decide_marker(pid, epoch, coordinator_epoch), "marker of pid {pid} epoch {epoch} coordinator epoch {coordinator_epoch}");
+        if decision.is_ok() {
+            let mut h = header(pid, epoch, -1, 1, self.log_end, self.now_ms as i64);
+            h.attributes |= TRANSACTIONAL | CONTROL;
+            let control = ControlMarker { commit, coordinator_epoch };
+            let marker = TxnMarker::from_header(&h, control).unwrap();
+            let completed = self.live.record_marker(&marker);
+            let was_open = self.model.producers.get(&pid).and_then(|p| p.txn_first);
+            assert_eq!(completed.map(|t| t.first_offset), was_open, "the marker ends the open transaction");
+            self.model.end_txn(&marker);
+            self.log.push(LoggedBatch { header: h, marker: Some(control) });
+            self.log_end += 1;
+        }
+        decision
+    }
+
     fn step(&mut self, op: &Op) {
         match *op {
             Op::Send { producer, count } => {
                 let c = self.clients[producer].clone();
-                let outcome = self.offer(producer as i64, c.epoch, c.next_seq, count);
+                let outcome = self.offer(producer as i64, c.epoch, c.next_seq, count, c.in_txn);
                 let client = &mut self.clients[producer];
-                client.sent.push((c.epoch, c.next_seq, count));
+                client.sent.push((c.epoch, c.next_seq, count, c.in_txn));
                 match outcome {
                     Ok(_) => client.next_seq = next_sequence(last_sequence(c.next_seq, count - 1)),
                     // Its state expired or was deleted: bump the epoch (KIP-360).
@@ -202,18 +330,22 @@ impl World {
                         client.epoch += 1;
                         client.next_seq = 0;
                     }
+                    // A late retry of a transactional batch reopened a
+                    // transaction the client knows nothing of (the hazard
+                    // KIP-890 closes); it waits for a marker.
+                    Err(ProducerStateError::InvalidTxnState { .. }) => {}
                     Err(e) => panic!("unexpected {e}"),
                 }
             }
             Op::Retry { producer, back } => {
                 let sent = &self.clients[producer].sent;
-                if let Some(&(epoch, first, count)) = sent.iter().rev().nth(back) {
-                    let _ = self.offer(producer as i64, epoch, first, count);
+                if let Some(&(epoch, first, count, transactional)) = sent.iter().rev().nth(back) {
+                    let _ = self.offer(producer as i64, epoch, first, count, transactional);
                 }
             }
             Op::Gap { producer, skip } => {
                 let c = self.clients[producer].clone();
-                let _ = self.offer(producer as i64, c.epoch, c.next_seq + skip, 1);
+                let _ = self.offer(producer as i64, c.epoch, c.next_seq + skip, 1, c.in_txn);
             }
             Op::BumpEpoch { producer } => {
                 let client = &mut self.clients[producer];
@@ -223,35 +355,88 @@ impl World {
             Op::Zombie { producer } => {
                 let c = self.clients[producer].clone();
                 if c.epoch > 0 {
-                    let _ = self.offer(producer as i64, c.epoch - 1, c.next_seq, 1);
+                    let _ = self.offer(producer as i64, c.epoch - 1, c.next_seq, 1, c.in_txn);
                 }
             }
             Op::Unknown { first_seq } => {
                 let pid = self.next_unknown_pid;
                 self.next_unknown_pid += 1;
-                let outcome = self.offer(pid, 0, first_seq, 1);
+                let outcome = self.offer(pid, 0, first_seq, 1, false);
                 assert!(matches!(outcome, Err(ProducerStateError::UnknownProducerId { .. })));
             }
             Op::Plain { count } => {
-                self.log.push(header(-1, -1, -1, count, self.log_end, self.now_ms as i64));
+                self.log.push(LoggedBatch { header: header(-1, -1, -1, count, self.log_end, self.now_ms as i64), marker: None });
                 self.log_end += i64::from(count);
             }
             Op::Advance { ms } => {
                 self.now_ms += ms;
                 self.live.tick(self.now_ms);
                 let now = self.now_ms as i64;
-                self.model.producers.retain(|_, p| now - p.last_timestamp_ms < EXPIRATION_MS as i64);
+                self.model.producers.retain(|_, p| p.txn_first.is_some() || now - p.last_timestamp_ms < EXPIRATION_MS as i64);
             }
             Op::TruncateHead { permille } => {
                 // Retention cuts at a batch boundary.
                 let target = self.log_start + (self.log_end - self.log_start) * i64::from(permille) / 1000;
-                let Some(cut) = self.log.iter().map(|h| h.base_offset).filter(|&b| b >= self.log_start && b <= target).max() else { return };
+                // ... and never inside a transaction.
+                let inside = |offset: i64| self.model.txns.iter().any(|&(first, end)| first < offset && end.is_none_or(|end| offset <= end));
+                let Some(cut) = self.log.iter().map(|b| b.header.base_offset).filter(|&b| b >= self.log_start && b <= target && !inside(b)).max() else { return };
                 self.log_start = cut;
                 self.live.truncate_head(cut);
                 for p in self.model.producers.values_mut() {
                     p.run.retain(|b| b.3 >= cut);
+                    if p.coordinator_epoch_offset < cut {
+                        p.coordinator_epoch = NO_COORDINATOR_EPOCH;
+                        p.coordinator_epoch_offset = -1;
+                    }
                 }
-                self.model.producers.retain(|_, p| !p.run.is_empty());
+                self.model.producers.retain(|_, p| p.last_offset >= cut);
+                self.model.aborted.retain(|a| a.last_offset >= cut);
+            }
+            Op::BeginTxn { producer } => self.clients[producer].in_txn = true,
+            Op::EndTxn { producer, commit, bump_epoch, coordinator } => {
+                let coordinator_epoch = match coordinator {
+                    CoordinatorMove::Same => self.coordinator_epoch,
+                    CoordinatorMove::Newer => {
+                        self.coordinator_epoch += 1;
+                        self.coordinator_epoch
+                    }
+                    CoordinatorMove::Stale => self.coordinator_epoch - 1,
+                };
+                let c = self.clients[producer].clone();
+                // An abort on timeout bumps the epoch (KIP-360 and KIP-588).
+                let epoch = if bump_epoch { c.epoch + 1 } else { c.epoch };
+                let outcome = self.offer_marker(producer as i64, epoch, commit, coordinator_epoch);
+                match outcome {
+                    Ok(()) => {
+                        let client = &mut self.clients[producer];
+                        client.in_txn = false;
+                        if bump_epoch {
+                            client.epoch = epoch;
+                            client.next_seq = 0;
+                        }
+                    }
+                    Err(ProducerStateError::TransactionCoordinatorFenced { .. }) => assert!(matches!(coordinator, CoordinatorMove::Stale)),
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            Op::ZombieMarker { producer } => {
+                let c = self.clients[producer].clone();
+                if c.epoch > 0 {
+                    let known_epoch = self.model.producers.get(&(producer as i64)).map(|p| p.epoch);
+                    let outcome = self.offer_marker(producer as i64, c.epoch - 1, false, self.coordinator_epoch);
+                    if known_epoch.is_some_and(|epoch| epoch > c.epoch - 1) {
+                        assert!(outcome.is_err(), "a zombie epoch's marker is fenced");
+                    }
+                }
+            }
+            Op::PlainInTxn { producer } => {
+                let c = self.clients[producer].clone();
+                let _ = self.offer(producer as i64, c.epoch, c.next_seq, 1, false);
+            }
+            Op::Restart => {
+                let mut rebuilt = ProducerStateManager::rebuild(config(), self.log.iter(), self.log_start);
+                rebuilt.tick(self.now_ms);
+                self.live = rebuilt;
             }
         }
     }
@@ -260,6 +445,11 @@ impl World {
         let mut rebuilt = ProducerStateManager::rebuild(config(), self.log.iter(), self.log_start);
         rebuilt.tick(self.now_ms);
         assert_eq!(rebuilt.producers(), self.live.producers(), "state rebuilt from the log differs from the live state");
+        assert_eq!(rebuilt.aborted().collect::<Vec<_>>(), self.live.aborted().collect::<Vec<_>>(), "rebuilt and live aborted lists differ");
+        assert_eq!(self.live.first_unstable_offset(), self.model.first_unstable(), "live and model first unstable offsets differ");
+        assert_eq!(self.live.aborted().copied().collect::<Vec<_>>(), self.model.aborted, "live and model aborted lists differ");
+        let high_watermark = self.log_end;
+        assert!(self.live.last_stable_offset(high_watermark) <= high_watermark);
         assert_eq!(
             self.live.producers().keys().collect::<Vec<_>>(),
             self.model.producers.keys().collect::<Vec<_>>(),
@@ -271,7 +461,7 @@ impl World {
     /// and each batch follows the previous one.
     fn check_log(&self) {
         let mut last: BTreeMap<(i64, i16), i32> = BTreeMap::new();
-        for h in self.log.iter().filter(|h| h.producer_id >= 0) {
+        for h in self.log.iter().map(|b| &b.header).filter(|h| h.producer_id >= 0 && !h.is_control()) {
             let key = (h.producer_id, h.producer_epoch);
             let seq_end = last_sequence(h.base_sequence, h.last_offset_delta);
             if let Some(&prev) = last.get(&key) {

@@ -178,6 +178,20 @@ async fn every_advertised_version_answers() {
                     let refused: InitProducerIdResponse = round_trip(&broker, api, version, &transactional).await;
                     assert_eq!((refused.error_code, refused.producer_id.0), (35, -1), "v{version}: UNSUPPORTED_VERSION for transactions");
                 }
+                ApiKey::WriteTxnMarkers => {
+                    use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+                    use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+                    let marker = WritableTxnMarker::default()
+                        .with_producer_id((900 + i64::from(version)).into())
+                        .with_producer_epoch(0)
+                        .with_transaction_result(false)
+                        .with_coordinator_epoch(0)
+                        .with_topics(vec![WritableTxnMarkerTopic::default().with_name(topic()).with_partition_indexes(vec![0, 9])]);
+                    let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+                    let response: WriteTxnMarkersResponse = round_trip(&broker, api, version, &request).await;
+                    let codes: Vec<i16> = response.markers[0].topics[0].partitions.iter().map(|p| p.error_code).collect();
+                    assert_eq!(codes, vec![0, 3], "v{version}: written, and UNKNOWN_TOPIC_OR_PARTITION");
+                }
                 // Each version of each group API is checked in server_groups.rs
                 // (the KIP-848 ones in server_consumer_groups.rs).
                 ApiKey::FindCoordinator

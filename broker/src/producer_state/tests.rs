@@ -12,11 +12,12 @@ fn batch(pid: ProducerId, epoch: ProducerEpoch, first_seq: i32, count: i32, base
         base_offset,
         last_offset: base_offset + i64::from(count) - 1,
         max_timestamp_ms: 1_000,
+        transactional: false,
     }
 }
 
 fn check(state: &ProducerStateManager, b: &ProducerBatch) -> Result<AppendCheck, ProducerStateError> {
-    state.check_append(b.producer_id, b.producer_epoch, b.first_seq, b.last_seq)
+    state.check_append(b.producer_id, b.producer_epoch, b.first_seq, b.last_seq, b.transactional)
 }
 
 fn append(state: &mut ProducerStateManager, b: &ProducerBatch) {
@@ -90,8 +91,8 @@ fn sequences_wrap_after_i32_max() {
 #[test]
 fn negative_epochs_or_sequences_are_invalid() {
     let state = ProducerStateManager::new(ProducerStateConfig::default());
-    assert!(matches!(state.check_append(1, -1, 0, 0), Err(ProducerStateError::InvalidBatch(_))));
-    assert!(matches!(state.check_append(1, 0, -1, 0), Err(ProducerStateError::InvalidBatch(_))));
+    assert!(matches!(state.check_append(1, -1, 0, 0, false), Err(ProducerStateError::InvalidBatch(_))));
+    assert!(matches!(state.check_append(1, 0, -1, 0, false), Err(ProducerStateError::InvalidBatch(_))));
 }
 
 #[test]
@@ -104,7 +105,7 @@ fn idle_producers_expire_by_their_last_timestamp() {
     assert_eq!(state.tick(150), 1);
     assert!(state.entry(1).is_none() && state.entry(2).is_some());
     // Expired: a retry of its sequence 1 is now an unknown producer.
-    assert!(matches!(state.check_append(1, 0, 1, 1), Err(ProducerStateError::UnknownProducerId { .. })));
+    assert!(matches!(state.check_append(1, 0, 1, 1, false), Err(ProducerStateError::UnknownProducerId { .. })));
 }
 
 #[test]
@@ -147,6 +148,121 @@ fn rebuild_skips_control_and_plain_batches() {
         records_count: 1,
     };
     let headers = [header(-1, 0, 0), header(5, 1 << 5, 1), header(6, 0, 2)];
-    let state = ProducerStateManager::rebuild(ProducerStateConfig::default(), headers.iter(), 0);
+    // A control batch whose marker did not decode is skipped too.
+    let logged: Vec<LoggedBatch> = headers.iter().map(|&header| LoggedBatch { header, marker: None }).collect();
+    let state = ProducerStateManager::rebuild(ProducerStateConfig::default(), logged.iter(), 0);
     assert_eq!(state.producers().keys().copied().collect::<Vec<_>>(), vec![6]);
+}
+
+fn txn_batch(pid: ProducerId, epoch: ProducerEpoch, first_seq: i32, count: i32, base_offset: i64) -> ProducerBatch {
+    ProducerBatch { transactional: true, ..batch(pid, epoch, first_seq, count, base_offset) }
+}
+
+fn marker(pid: ProducerId, epoch: ProducerEpoch, commit: bool, coordinator_epoch: i32, offset: i64) -> TxnMarker {
+    TxnMarker { producer_id: pid, producer_epoch: epoch, commit, coordinator_epoch, offset, timestamp_ms: 1_000 }
+}
+
+fn end(state: &mut ProducerStateManager, m: &TxnMarker) -> Option<CompletedTxn> {
+    assert_eq!(state.check_marker(m.producer_id, m.producer_epoch, m.coordinator_epoch), Ok(()));
+    state.record_marker(m)
+}
+
+#[test]
+fn a_transaction_holds_the_last_stable_offset_until_its_marker() {
+    let mut state = ProducerStateManager::new(ProducerStateConfig::default());
+    append(&mut state, &batch(1, 0, 0, 2, 0));
+    assert_eq!(state.last_stable_offset(2), 2);
+    append(&mut state, &txn_batch(2, 0, 0, 2, 2));
+    append(&mut state, &txn_batch(3, 0, 0, 1, 4));
+    append(&mut state, &txn_batch(2, 0, 2, 1, 5));
+    assert_eq!(state.first_unstable_offset(), Some(2));
+    assert_eq!(state.last_stable_offset(6), 2);
+    assert_eq!(state.last_stable_offset(1), 1, "never above the high watermark");
+    // Commit of 2: the transaction of 3 (from 4) now holds it.
+    assert_eq!(end(&mut state, &marker(2, 0, true, 0, 6)), Some(CompletedTxn { producer_id: 2, first_offset: 2, last_offset: 6, commit: true }));
+    assert_eq!(state.last_stable_offset(7), 4);
+    assert_eq!(state.aborted().count(), 0);
+    // Abort of 3: nothing open, the last stable offset is the marker's + 1.
+    assert_eq!(end(&mut state, &marker(3, 0, false, 0, 7)).map(|t| t.commit), Some(false));
+    assert_eq!(state.last_stable_offset(8), 8);
+    assert_eq!(state.aborted().copied().collect::<Vec<_>>(), vec![AbortedTxn { producer_id: 3, first_offset: 4, last_offset: 7, last_stable_offset: 8 }]);
+    // A marker without an open transaction ends nothing.
+    assert_eq!(end(&mut state, &marker(3, 0, false, 0, 8)), None);
+    assert_eq!(state.aborted().count(), 1);
+}
+
+#[test]
+fn an_aborts_last_stable_offset_is_the_next_open_transaction() {
+    let mut state = ProducerStateManager::new(ProducerStateConfig::default());
+    append(&mut state, &txn_batch(1, 0, 0, 1, 0));
+    append(&mut state, &txn_batch(2, 0, 0, 1, 1));
+    end(&mut state, &marker(1, 0, false, 0, 2));
+    assert_eq!(state.aborted().next().unwrap().last_stable_offset, 1);
+    assert_eq!(state.aborted_overlapping(0, 3).len(), 1);
+    assert_eq!(state.aborted_overlapping(3, 10).len(), 0, "ended before the fetch offset");
+    assert_eq!(state.aborted_overlapping(2, 10).len(), 1, "the marker itself is in range");
+    assert_eq!(state.aborted_overlapping(0, 0).len(), 0, "starts at or after the data returned");
+}
+
+#[test]
+fn markers_are_fenced_by_producer_and_coordinator_epochs() {
+    let mut state = ProducerStateManager::new(ProducerStateConfig::default());
+    append(&mut state, &txn_batch(1, 2, 0, 1, 0));
+    assert_eq!(state.check_marker(1, 1, 0), Err(ProducerStateError::InvalidProducerEpoch { producer_id: 1, epoch: 1, current_epoch: 2 }));
+    end(&mut state, &marker(1, 2, true, 5, 1));
+    assert_eq!(
+        state.check_marker(1, 2, 4),
+        Err(ProducerStateError::TransactionCoordinatorFenced { producer_id: 1, coordinator_epoch: 4, current_coordinator_epoch: 5 })
+    );
+    assert_eq!(state.check_marker(1, 2, 5), Ok(()));
+    assert_eq!(state.check_marker(7, 0, 0), Ok(()), "an unknown producer's marker is fine");
+    assert!(matches!(state.check_marker(-1, 0, 0), Err(ProducerStateError::InvalidBatch(_))));
+}
+
+#[test]
+fn a_plain_batch_inside_a_transaction_is_invalid_and_a_marker_of_a_new_epoch_resets_sequences() {
+    let mut state = ProducerStateManager::new(ProducerStateConfig::default());
+    append(&mut state, &txn_batch(1, 0, 0, 2, 0));
+    assert_eq!(check(&state, &batch(1, 0, 2, 1, 2)), Err(ProducerStateError::InvalidTxnState { producer_id: 1, first_offset: 0 }));
+    // A retry of the transactional batch is still a duplicate.
+    assert_eq!(check(&state, &txn_batch(1, 0, 0, 2, 2)), Ok(AppendCheck::Duplicate { base_offset: 0, last_offset: 1 }));
+    // The coordinator aborts with a bumped epoch: sequences restart at 0.
+    end(&mut state, &marker(1, 1, false, 0, 2));
+    assert_eq!(state.entry(1).unwrap().epoch, 1);
+    assert!(matches!(check(&state, &batch(1, 1, 2, 1, 3)), Err(ProducerStateError::OutOfOrderSequence { expected_seq: 0, .. })));
+    append(&mut state, &batch(1, 1, 0, 1, 3));
+}
+
+#[test]
+fn an_epoch_bump_keeps_the_open_transaction() {
+    let mut state = ProducerStateManager::new(ProducerStateConfig::default());
+    append(&mut state, &txn_batch(1, 0, 0, 1, 0));
+    append(&mut state, &txn_batch(1, 1, 0, 1, 1));
+    assert_eq!(state.first_unstable_offset(), Some(0));
+    end(&mut state, &marker(1, 1, true, 0, 2));
+    assert_eq!(state.first_unstable_offset(), None);
+}
+
+#[test]
+fn a_producer_in_a_transaction_does_not_expire() {
+    let config = ProducerStateConfig { producer_id_expiration_ms: 100, expiration_check_interval_ms: 0 };
+    let mut state = ProducerStateManager::new(config);
+    append(&mut state, &ProducerBatch { max_timestamp_ms: 0, ..txn_batch(1, 0, 0, 1, 0) });
+    assert_eq!(state.tick(10_000), 0);
+    state.record_marker(&TxnMarker { timestamp_ms: 10_000, ..marker(1, 0, false, 3, 1) });
+    assert_eq!(state.tick(10_099), 0);
+    assert_eq!(state.tick(10_100), 1);
+}
+
+#[test]
+fn truncate_head_drops_aborts_and_coordinator_epochs_below_the_log_start() {
+    let mut state = ProducerStateManager::new(ProducerStateConfig::default());
+    append(&mut state, &txn_batch(1, 0, 0, 1, 0));
+    end(&mut state, &marker(1, 0, false, 4, 1));
+    append(&mut state, &batch(1, 0, 1, 1, 2));
+    state.truncate_head(2);
+    assert_eq!(state.aborted().count(), 0);
+    assert_eq!(state.entry(1).unwrap().coordinator_epoch, NO_COORDINATOR_EPOCH);
+    state.truncate_head(3);
+    assert!(state.entry(1).is_none());
 }

@@ -428,3 +428,12 @@ impl Broker {
         self.carry_out(core, outputs);
     }
 }
+
+impl Broker {
+    /// A transaction's end-transaction marker is durable on this
+    /// `__consumer_offsets` partition: the group coordinator makes the
+    /// transaction's pending offsets (TxnOffsetCommit) visible if `commit`,
+    /// or drops them.
+    #[allow(unused_variables)]
+    pub(crate) fn groups_txn_marker_written(&self, partition: i32, producer_id: i64, commit: bool) {}
+}

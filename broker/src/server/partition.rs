@@ -27,17 +27,31 @@
 //!   replicate, so a new leader after failover recognises retries. (It is
 //!   built on first need rather than at open so that a broker whose
 //!   producers are not idempotent never reads its logs' headers for it.)
+//! - transactions: the producer state also tracks each producer's open
+//!   transaction and the aborted ones, from the transactional batches and
+//!   the end-transaction markers in the log. A leader appends a marker for
+//!   the transaction coordinator ([`Partition::append_marker_as_leader`])
+//!   through the same path as a produce, so it is replicated like any
+//!   batch and durable once the high watermark passes it; followers and
+//!   recovery decode the markers they find. Consumers see the last stable
+//!   offset ([`Partition::last_stable_offset`]) and, for read_committed,
+//!   the aborted transactions of what they read
+//!   ([`Partition::aborted_transactions`]). Clients may not produce control
+//!   batches themselves (INVALID_RECORD, as in Kafka).
 
 use bytes::Bytes;
 
 use crate::controller::PartitionState;
 use crate::error_codes::KafkaErrorCode;
-use crate::producer_state::{last_sequence, AppendCheck, ProducerBatch, ProducerStateConfig, ProducerStateError, ProducerStateManager};
+use crate::producer_state::{
+    last_sequence, AbortedTxn, AppendCheck, LoggedBatch, ProducerBatch, ProducerEpoch, ProducerId, ProducerStateConfig, ProducerStateError, ProducerStateManager,
+    TxnMarker,
+};
 use crate::replication::{
     EpochEntry, FetchAnswer, FetchResponse, FollowerDecision, FollowerFetch, FollowerState, LeaderEffect, LeaderEpoch,
     LeaderState, LocalLog, MetadataVerdict, Offset, PartitionMetadata, ReplicaId, ReplicationConfig, ReplicationError,
 };
-use crate::storage::{AppendInfo, BatchHeader, PartitionLog, StorageError};
+use crate::storage::{build_control_batch, parse_control_marker, AppendInfo, BatchHeader, ControlMarker, PartitionLog, StorageError};
 
 /// Why a partition operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +133,31 @@ fn local_log(log: &PartitionLog, high_watermark: Offset) -> LocalLog {
     })
 }
 
+/// The batches in `records` (a fetch response's record set), whole ones
+/// only, each control batch with its decoded marker (`None` if it does not
+/// decode: logged, and skipped by the producer state).
+fn logged_batches(records: &[u8]) -> Vec<LoggedBatch> {
+    let mut out = Vec::new();
+    let mut position = 0usize;
+    for header in batch_headers(records) {
+        let size = header.size_bytes() as usize;
+        let marker = if header.is_control() {
+            match parse_control_marker(&records[position..position + size]) {
+                Ok(marker) => Some(marker),
+                Err(error) => {
+                    tracing::warn!(%error, offset = header.base_offset, "replicated control batch does not decode; skipped by the producer state");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        out.push(LoggedBatch { header, marker });
+        position += size;
+    }
+    out
+}
+
 /// The batches in `records` (a fetch response's record set), whole ones only.
 fn batch_headers(records: &[u8]) -> Vec<BatchHeader> {
     let mut headers = Vec::new();
@@ -161,8 +200,9 @@ impl Partition {
     fn producer_state(&mut self) -> Result<&mut ProducerStateManager, StorageError> {
         let now_ms = self.now_ms();
         if self.producers.is_none() {
-            let headers = self.log.batch_headers()?;
-            let state = ProducerStateManager::rebuild(self.producer_config, headers.iter(), self.log.log_start_offset());
+            let batches: Vec<LoggedBatch> =
+                self.log.batch_headers_with_markers()?.into_iter().map(|(header, marker)| LoggedBatch { header, marker }).collect();
+            let state = ProducerStateManager::rebuild(self.producer_config, batches.iter(), self.log.log_start_offset());
             tracing::debug!(dir = ?self.log.dir(), producers = state.producers().len(), "producer state rebuilt from the log");
             self.producers = Some(state);
         }
@@ -200,7 +240,7 @@ impl Partition {
         }
         let last_seq = last_sequence(header.base_sequence, header.last_offset_delta);
         let state = self.producer_state()?;
-        let check = state.check_append(header.producer_id, header.producer_epoch, header.base_sequence, last_seq)?;
+        let check = state.check_append(header.producer_id, header.producer_epoch, header.base_sequence, last_seq, header.is_transactional())?;
         Ok(Some((header, check)))
     }
 
@@ -212,6 +252,23 @@ impl Partition {
         let batch = ProducerBatch::from_header(&stored).expect("checked as idempotent");
         debug_assert_eq!(batch.last_offset, info.last_offset);
         state.record_append(&batch);
+    }
+
+    /// Offsets below this are decided (Kafka's last stable offset): below
+    /// the high watermark and below every open transaction's first offset.
+    /// Builds the producer state if it was dropped.
+    pub fn last_stable_offset(&mut self) -> Result<Offset, StorageError> {
+        let high_watermark = self.high_watermark();
+        let log_start = self.log.log_start_offset();
+        let last_stable = self.producer_state()?.last_stable_offset(high_watermark).max(log_start.min(high_watermark));
+        debug_assert!(last_stable <= high_watermark);
+        Ok(last_stable)
+    }
+
+    /// The aborted transactions a read_committed fetch of
+    /// `[fetch_offset, upper_offset)` reports.
+    pub fn aborted_transactions(&mut self, fetch_offset: Offset, upper_offset: Offset) -> Result<Vec<AbortedTxn>, StorageError> {
+        Ok(self.producer_state()?.aborted_overlapping(fetch_offset, upper_offset))
     }
 
     /// Offsets below this are committed: consumers may read them.
@@ -273,6 +330,9 @@ impl Partition {
             }
             Role::Follower(_) | Role::Offline { .. } => return Err(ReplicationError::NotLeaderOrFollower.into()),
         }
+        if batch_headers(records).iter().any(BatchHeader::is_control) {
+            return Err(ProducerStateError::InvalidBatch("control batches are written by the transaction coordinator, not produced".into()).into());
+        }
         let idempotent = self.check_idempotent(records)?;
         if let Some((header, AppendCheck::Duplicate { base_offset, last_offset })) = idempotent {
             crate::mark!("producer_state.duplicate_answered");
@@ -283,6 +343,46 @@ impl Partition {
         if let Some((header, _)) = idempotent {
             self.record_idempotent_append(&header, &info);
         }
+        Ok(info)
+    }
+
+    /// Appends an end-transaction marker as leader, for the transaction
+    /// coordinator (WriteTxnMarkers): checked against the producer state
+    /// (a fenced producer epoch or coordinator epoch appends nothing), then
+    /// appended like a produce (replicated to followers; with
+    /// `min_insync_replicas` the committed ISR must be that large first),
+    /// then recorded, which ends the producer's open transaction and moves
+    /// the last stable offset. Waiting for durability is the caller's
+    /// ([`Self::wait_for_replication`] with the marker's offset + 1).
+    pub(crate) fn append_marker_as_leader(
+        &mut self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        commit: bool,
+        coordinator_epoch: i32,
+        min_insync_replicas: Option<usize>,
+    ) -> Result<AppendInfo, PartitionError> {
+        match &self.role {
+            Role::Standalone => {}
+            Role::Leader(leader) => {
+                if let Some(min) = min_insync_replicas {
+                    leader.check_enough_replicas(min)?;
+                }
+            }
+            Role::Follower(_) | Role::Offline { .. } => return Err(ReplicationError::NotLeaderOrFollower.into()),
+        }
+        let now_ms = self.log.clock.now_ms();
+        self.producer_state()?.check_marker(producer_id, producer_epoch, coordinator_epoch)?;
+        let batch = build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms);
+        let info = self.append_checked(&batch)?;
+        assert_eq!(info.base_offset, info.last_offset, "a marker is one record");
+        let timestamp_ms = if info.log_append_time_ms >= 0 { info.log_append_time_ms } else { now_ms };
+        let marker = TxnMarker { producer_id, producer_epoch, commit, coordinator_epoch, offset: info.base_offset, timestamp_ms };
+        // The state was built by the check above and an append that
+        // succeeded keeps it.
+        let state = self.producers.as_mut().expect("producer state built before the append");
+        let completed = state.record_marker(&marker);
+        tracing::debug!(producer_id, producer_epoch, commit, coordinator_epoch, offset = info.base_offset, ?completed, "end-transaction marker appended");
         Ok(info)
     }
 
@@ -396,9 +496,25 @@ impl Partition {
     fn append_replicated(&mut self, records: &[u8], headers: &[BatchHeader], new_log_end_offset: Offset) -> Result<(), StorageError> {
         self.log.append_replicated(records)?;
         debug_assert_eq!(self.log.log_end_offset(), new_log_end_offset, "appended what the core expects");
-        let batches: Vec<ProducerBatch> = headers.iter().filter_map(ProducerBatch::from_header).collect();
+        let logged = logged_batches(records);
+        debug_assert_eq!(logged.len(), headers.len());
+        let batches: Vec<&LoggedBatch> =
+            logged.iter().filter(|b| b.header.producer_id >= 0 && (b.marker.is_some() || ProducerBatch::from_header(&b.header).is_some())).collect();
         match &mut self.producers {
-            Some(state) => batches.iter().for_each(|b| state.apply_replicated(b)),
+            Some(state) => {
+                for logged in &batches {
+                    match logged.marker.and_then(|m: ControlMarker| TxnMarker::from_header(&logged.header, m)) {
+                        Some(marker) => {
+                            state.apply_replicated_marker(&marker);
+                        }
+                        None => {
+                            if let Some(batch) = ProducerBatch::from_header(&logged.header) {
+                                state.apply_replicated(&batch);
+                            }
+                        }
+                    }
+                }
+            }
             // Build it now, so that this replica recognises retries at once
             // if it becomes leader. It is rebuilt on first need otherwise.
             None if !batches.is_empty() => {

@@ -19,6 +19,26 @@
 //! | 53..57 | baseSequence i32     |                                         |
 //! | 57..61 | recordsCount i32     |                                         |
 //! | 61..   | records              | varint-encoded, possibly compressed     |
+//!
+//! A **control batch** (attributes bits 4 and 5: transactional and control)
+//! ends a producer's transaction on this partition (KIP-98). It holds one
+//! uncompressed record whose key and value are fixed-layout (big-endian):
+//!
+//! | bytes | key field          | notes                           |
+//! |-------|--------------------|---------------------------------|
+//! | 0..2  | version i16 = 0    | control record key version      |
+//! | 2..4  | type i16           | 0 = abort, 1 = commit           |
+//!
+//! | bytes | value field             | notes                                      |
+//! |-------|-------------------------|--------------------------------------------|
+//! | 0..2  | version i16 = 0         | end-transaction marker version             |
+//! | 2..6  | coordinatorEpoch i32    | epoch of the coordinator that wrote it     |
+//!
+//! The batch's producerId and producerEpoch are the transaction's;
+//! baseSequence is -1 (markers carry no sequence). Kafka readers accept a
+//! longer key or value (later versions append fields); [`parse_control_marker`]
+//! does too, and refuses anything shorter, a negative version, or a type
+//! other than 0 and 1.
 
 use super::error::StorageError;
 
@@ -36,8 +56,18 @@ pub const CRC_START: usize = 21;
 
 /// Attribute bit: timestamp type is LogAppendTime.
 pub const ATTR_LOG_APPEND_TIME: i16 = 1 << 3;
+/// Attribute bit: the batch belongs to a transaction.
+pub const ATTR_TRANSACTIONAL: i16 = 1 << 4;
 /// Attribute bit: control batch.
 pub const ATTR_CONTROL: i16 = 1 << 5;
+/// Control record type of an abort marker.
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+/// Control record type of a commit marker.
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+/// Size of a version-0 control record key (version, type).
+pub const CONTROL_KEY_BYTES: usize = 4;
+/// Size of a version-0 end-transaction marker value (version, coordinator epoch).
+pub const CONTROL_VALUE_BYTES: usize = 6;
 /// Attribute bit: baseTimestamp holds the delete horizon.
 pub const ATTR_DELETE_HORIZON: i16 = 1 << 6;
 /// Attribute mask: compression codec.
@@ -129,6 +159,11 @@ impl BatchHeader {
     /// Whether this is a control batch.
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// Whether the batch belongs to a transaction (data or marker).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
     }
 
     /// The delete horizon, if the cleaner set one.
@@ -403,6 +438,89 @@ pub fn set_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16, bas
     refresh_crc(batch);
 }
 
+/// The decoded end-transaction marker of a control batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlMarker {
+    /// Commit (`true`) or abort.
+    pub commit: bool,
+    /// Epoch of the transaction coordinator that wrote the marker.
+    pub coordinator_epoch: i32,
+}
+
+/// Why a control batch's marker does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlBatchError {
+    /// The batch's attributes do not say control.
+    #[error("not a control batch (attributes {0:#06x})")]
+    NotControl(i16),
+    /// The batch is compressed, or its records do not parse.
+    #[error("control batch records: {0}")]
+    Records(String),
+    /// A control batch holds exactly one record.
+    #[error("control batch holds {0} records, not 1")]
+    RecordCount(usize),
+    /// The key is null, short, or of a negative version.
+    #[error("control record key: {0}")]
+    Key(String),
+    /// The type is neither abort (0) nor commit (1).
+    #[error("control record type {0} is neither abort (0) nor commit (1)")]
+    UnknownType(i16),
+    /// The value is null, short, or of a negative version.
+    #[error("end-transaction marker value: {0}")]
+    Value(String),
+}
+
+/// Encodes a control batch holding one end-transaction marker (baseOffset
+/// 0; the log assigns the offset). See the module docs for the bytes.
+pub fn build_control_batch(producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32, timestamp_ms: i64) -> Vec<u8> {
+    assert!(producer_id >= 0 && producer_epoch >= 0, "a marker belongs to a producer");
+    let mut key = Vec::with_capacity(CONTROL_KEY_BYTES);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&(if commit { CONTROL_TYPE_COMMIT } else { CONTROL_TYPE_ABORT }).to_be_bytes());
+    let mut value = Vec::with_capacity(CONTROL_VALUE_BYTES);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut batch = build_batch(&[SimpleRecord { key: Some(key), value: Some(value), timestamp_ms }]);
+    let attributes = ATTR_TRANSACTIONAL | ATTR_CONTROL;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    set_producer(&mut batch, producer_id, producer_epoch, -1);
+    debug_assert_eq!(parse_control_marker(&batch), Ok(ControlMarker { commit, coordinator_epoch }));
+    batch
+}
+
+/// Decodes the marker of one whole control batch (its CRC is the caller's
+/// to check).
+pub fn parse_control_marker(batch: &[u8]) -> Result<ControlMarker, ControlBatchError> {
+    let header = BatchHeader::parse(batch).ok_or_else(|| ControlBatchError::Records(format!("{} bytes, a header needs {HEADER_BYTES}", batch.len())))?;
+    if !header.is_control() {
+        return Err(ControlBatchError::NotControl(header.attributes));
+    }
+    let records = parse_records(batch).map_err(ControlBatchError::Records)?;
+    let [record] = records.as_slice() else { return Err(ControlBatchError::RecordCount(records.len())) };
+    let key = record.key.ok_or_else(|| ControlBatchError::Key("null".into()))?;
+    if key.len() < CONTROL_KEY_BYTES {
+        return Err(ControlBatchError::Key(format!("{} bytes, needs {CONTROL_KEY_BYTES}", key.len())));
+    }
+    let key_version = be_i16(key, 0);
+    if key_version < 0 {
+        return Err(ControlBatchError::Key(format!("version {key_version}")));
+    }
+    let commit = match be_i16(key, 2) {
+        CONTROL_TYPE_ABORT => false,
+        CONTROL_TYPE_COMMIT => true,
+        other => return Err(ControlBatchError::UnknownType(other)),
+    };
+    let value = record.value.ok_or_else(|| ControlBatchError::Value("null".into()))?;
+    if value.len() < CONTROL_VALUE_BYTES {
+        return Err(ControlBatchError::Value(format!("{} bytes, needs {CONTROL_VALUE_BYTES}", value.len())));
+    }
+    let value_version = be_i16(value, 0);
+    if value_version < 0 {
+        return Err(ControlBatchError::Value(format!("version {value_version}")));
+    }
+    Ok(ControlMarker { commit, coordinator_epoch: be_i32(value, 2) })
+}
+
 /// Splits a buffer of concatenated batches into `(position, header)` pairs,
 /// checking lengths only. Errors name the byte position.
 pub fn split_batches(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>, StorageError> {
@@ -459,6 +577,39 @@ mod tests {
         assert_eq!(p2[0].offset_delta, 1);
         assert_eq!(h.base_timestamp + p2[0].timestamp_delta, 1001);
         assert_eq!(split_batches(&[b.clone(), nb].concat()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn control_batches_roundtrip_and_garbage_is_refused() {
+        for (commit, coordinator_epoch) in [(true, 0), (false, 7), (true, i32::MAX)] {
+            let b = build_control_batch(42, 3, commit, coordinator_epoch, 1_000);
+            assert!(crc_ok(&b));
+            let h = BatchHeader::parse(&b).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence, h.records_count), (42, 3, -1, 1));
+            assert_eq!(parse_control_marker(&b), Ok(ControlMarker { commit, coordinator_epoch }));
+        }
+        // Bytes of a commit marker: key (0, 1), value (0, coordinator epoch 5).
+        let b = build_control_batch(1, 0, true, 5, 0);
+        let r = &parse_records(&b).unwrap()[0];
+        assert_eq!(r.key, Some(&[0u8, 0, 0, 1][..]));
+        assert_eq!(r.value, Some(&[0u8, 0, 0, 0, 0, 5][..]));
+        // A data batch is not a control batch.
+        let data = build_batch(&[SimpleRecord { key: None, value: Some(vec![1]), timestamp_ms: 0 }]);
+        assert!(matches!(parse_control_marker(&data), Err(ControlBatchError::NotControl(_))));
+        // An unknown type, a short value, two records.
+        let control = |key: Vec<u8>, value: Vec<u8>, n: usize| {
+            let recs: Vec<_> = (0..n).map(|_| SimpleRecord { key: Some(key.clone()), value: Some(value.clone()), timestamp_ms: 0 }).collect();
+            let mut b = build_batch(&recs);
+            b[21..23].copy_from_slice(&(ATTR_TRANSACTIONAL | ATTR_CONTROL).to_be_bytes());
+            refresh_crc(&mut b);
+            b
+        };
+        assert_eq!(parse_control_marker(&control(vec![0, 0, 0, 2], vec![0; 6], 1)), Err(ControlBatchError::UnknownType(2)));
+        assert!(matches!(parse_control_marker(&control(vec![0, 0, 0, 1], vec![0; 5], 1)), Err(ControlBatchError::Value(_))));
+        assert!(matches!(parse_control_marker(&control(vec![0, 0], vec![0; 6], 1)), Err(ControlBatchError::Key(_))));
+        assert_eq!(parse_control_marker(&control(vec![0, 0, 0, 1], vec![0; 6], 2)), Err(ControlBatchError::RecordCount(2)));
+        assert!(matches!(parse_control_marker(&b[..40]), Err(ControlBatchError::Records(_))));
     }
 
     #[test]

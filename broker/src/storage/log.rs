@@ -866,6 +866,40 @@ impl PartitionLog {
         Ok(headers)
     }
 
+    /// Like [`PartitionLog::batch_headers`], with each control batch's
+    /// decoded end-transaction marker (read from the whole batch after its
+    /// CRC passed; `None` for data batches, and for a control batch whose
+    /// marker does not decode, which is logged and skipped: the log is
+    /// still readable, only that marker is lost to the producer state).
+    pub fn batch_headers_with_markers(&self) -> Result<Vec<(BatchHeader, Option<batch::ControlMarker>)>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; HEADER_BYTES];
+        for seg in self.segments.values() {
+            let mut pos = 0u64;
+            while pos < seg.size_bytes {
+                let mut h = seg.read_header(pos, &mut buf)?;
+                let mut marker = None;
+                if h.producer_id >= 0 {
+                    let (bytes, _) = seg.read_batches(pos, &h, 0, i64::MAX)?;
+                    h = BatchHeader::parse(&bytes).ok_or_else(|| StorageError::Corrupt { path: seg.log_path(), position: pos, reason: "short batch".into() })?;
+                    if h.is_control() {
+                        let size = h.size_bytes() as usize;
+                        match bytes.get(..size).map(batch::parse_control_marker) {
+                            Some(Ok(decoded)) => marker = Some(decoded),
+                            Some(Err(error)) => tracing::warn!(%error, offset = h.base_offset, dir = ?self.dir, "control batch marker does not decode; skipped"),
+                            None => tracing::warn!(offset = h.base_offset, "control batch shorter than its length; skipped"),
+                        }
+                    }
+                }
+                pos += h.size_bytes();
+                if h.last_offset() >= self.log_start_offset {
+                    out.push((h, marker));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// ListOffsets by timestamp: the first record whose timestamp is >=
     /// `timestamp_ms` (at or after the log start), or `None`. For compressed
     /// batches the batch's base offset and max timestamp are returned.

@@ -50,6 +50,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    // v0 is not in the codec (it was removed from Kafka's schema).
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -68,6 +70,7 @@ mod tests {
         DescribeConfigsRequest, InitProducerIdRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
         DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
         OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+        WriteTxnMarkersRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -95,6 +98,7 @@ mod tests {
             (ApiKey::OffsetCommit, OffsetCommitRequest::VERSIONS),
             (ApiKey::OffsetFetch, OffsetFetchRequest::VERSIONS),
             (ApiKey::OffsetDelete, OffsetDeleteRequest::VERSIONS),
+            (ApiKey::WriteTxnMarkers, WriteTxnMarkersRequest::VERSIONS),
             (ApiKey::ListGroups, ListGroupsRequest::VERSIONS),
             (ApiKey::DescribeGroups, DescribeGroupsRequest::VERSIONS),
             (ApiKey::DeleteGroups, DeleteGroupsRequest::VERSIONS),

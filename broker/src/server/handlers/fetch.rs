@@ -1,5 +1,16 @@
-//! Fetch: consumers read up to the high watermark, followers up to the log
-//! end; both long-poll until data arrives or `max_wait_ms` passes.
+//! Fetch: consumers read up to the high watermark (read_uncommitted) or
+//! the last stable offset (read_committed), followers up to the log end;
+//! all long-poll until data arrives or `max_wait_ms` passes.
+//!
+//! Every response carries the partition's last stable offset: below it no
+//! transaction is open. A read_committed fetch also gets the aborted
+//! transactions that overlap what it returns (Kafka's rule: the
+//! transaction's abort marker is at or after the fetch offset and its
+//! first offset is before the end of the returned data); the consumer
+//! drops those producers' records from each aborted transaction's first
+//! offset up to its marker. With the teaching knob
+//! `transaction.aborted.index.enable=false` that list is always empty, so
+//! read_committed consumers deliver aborted records.
 
 use crate::error_codes::KafkaErrorCode;
 use std::time::Duration;
@@ -7,9 +18,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::{
     fetch_request::FetchPartition,
-    fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData},
+    fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData},
     FetchRequest, FetchResponse,
 };
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::ResponseError;
 
 use super::READ_COMMITTED;
@@ -18,12 +30,14 @@ use crate::server::Broker;
 use crate::storage::PartitionLog;
 
 /// Reads one partition for a consumer (`replica_id < 0`): up to the high
-/// watermark, from the leader only.
+/// watermark, or the last stable offset if `read_committed`, from the
+/// leader only.
 fn read_for_consumer(
     broker: &Broker,
     topic_name: &str,
     fetch_partition: &FetchPartition,
     version: i16,
+    read_committed: bool,
     data: PartitionData,
     bytes_left: &mut usize,
 ) -> PartitionData {
@@ -31,26 +45,47 @@ fn read_for_consumer(
         Ok(partition) => partition,
         Err(code) => return data.with_error_code(code),
     };
-    let partition = partition.lock().unwrap_or_else(|e| e.into_inner());
+    let mut partition = partition.lock().unwrap_or_else(|e| e.into_inner());
     let current_leader_epoch = (version >= 9 && fetch_partition.current_leader_epoch >= 0).then_some(fetch_partition.current_leader_epoch);
     if let Err(error) = partition.check_leader(current_leader_epoch) {
         return data.with_error_code(error.kafka_error_code());
     }
-    // With no transactions yet the last stable offset is the high watermark.
     let high_watermark = partition.high_watermark();
-    let log = &partition.log;
-    let log_start = log.log_start_offset();
+    let last_stable_offset = match partition.last_stable_offset() {
+        Ok(offset) => offset,
+        Err(error) => return data.with_error_code(error.kafka_error_code()),
+    };
+    debug_assert!(last_stable_offset <= high_watermark);
+    let log_start = partition.log.log_start_offset();
     let data = data
         .with_high_watermark(high_watermark)
-        .with_last_stable_offset(high_watermark)
+        .with_last_stable_offset(last_stable_offset)
         .with_log_start_offset(log_start);
+    let upper_offset = if read_committed { last_stable_offset } else { high_watermark };
     // A new leader's high watermark may trail what its predecessor showed
-    // (it learns it from the followers' next fetches): an offset up to the
-    // log end is valid, it just has nothing committed to read yet.
-    if fetch_partition.fetch_offset > high_watermark && fetch_partition.fetch_offset <= log.log_end_offset() {
+    // (it learns it from the followers' next fetches), and a read_committed
+    // consumer may be past an open transaction's start: an offset up to the
+    // log end is valid, it just has nothing decided to read yet.
+    if fetch_partition.fetch_offset > upper_offset && fetch_partition.fetch_offset <= partition.log.log_end_offset() {
         return data.with_records(Some(Bytes::new()));
     }
-    read_range(log, fetch_partition, data, high_watermark, bytes_left)
+    let (data, end_offset) = read_range(&partition.log, fetch_partition, data, upper_offset, bytes_left);
+    if !read_committed || end_offset <= fetch_partition.fetch_offset {
+        return data;
+    }
+    if !broker.config.transaction_aborted_index_enable {
+        // Teaching knob: consumers cannot tell aborted records apart.
+        return data;
+    }
+    match partition.aborted_transactions(fetch_partition.fetch_offset, end_offset) {
+        Ok(aborted) => data.with_aborted_transactions(Some(
+            aborted
+                .iter()
+                .map(|txn| AbortedTransaction::default().with_producer_id(ProducerId(txn.producer_id)).with_first_offset(txn.first_offset))
+                .collect(),
+        )),
+        Err(error) => data.with_error_code(error.kafka_error_code()).with_records(None),
+    }
 }
 
 /// Reads one partition for a follower (`replica_id >= 0`): the leader's
@@ -77,11 +112,13 @@ fn read_for_follower(
     };
     let answer = partition.on_follower_fetch(&fetch, broker.now_ms());
     let effects = partition.take_effects();
+    // Followers do not use it, but every response carries it.
+    let last_stable_offset = partition.last_stable_offset().ok();
     let data = match answer {
         Err(error) => data.with_error_code(error.kafka_error_code()),
         Ok(FetchAnswer::Diverging { diverging_epoch, high_watermark }) => data
             .with_high_watermark(high_watermark)
-            .with_last_stable_offset(high_watermark)
+            .with_last_stable_offset(last_stable_offset.unwrap_or(high_watermark).min(high_watermark))
             .with_log_start_offset(partition.log.log_start_offset())
             .with_diverging_epoch(EpochEndOffset::default().with_epoch(diverging_epoch.epoch).with_end_offset(diverging_epoch.end_offset))
             .with_records(Some(Bytes::new())),
@@ -89,9 +126,9 @@ fn read_for_follower(
             let log = &partition.log;
             let data = data
                 .with_high_watermark(high_watermark)
-                .with_last_stable_offset(high_watermark)
+                .with_last_stable_offset(last_stable_offset.unwrap_or(high_watermark).min(high_watermark))
                 .with_log_start_offset(log.log_start_offset());
-            read_range(log, fetch_partition, data, log_end_offset, bytes_left)
+            read_range(log, fetch_partition, data, log_end_offset, bytes_left).0
         }
     };
     drop(partition);
@@ -100,24 +137,25 @@ fn read_for_follower(
 }
 
 /// Reads `[fetch_offset, upper_offset)` of `log` into `data`, within the
-/// partition's and the response's byte limits.
-fn read_range(log: &PartitionLog, fetch_partition: &FetchPartition, data: PartitionData, upper_offset: i64, bytes_left: &mut usize) -> PartitionData {
+/// partition's and the response's byte limits. Also returns the offset
+/// after the last batch returned (the fetch offset if none was).
+fn read_range(log: &PartitionLog, fetch_partition: &FetchPartition, data: PartitionData, upper_offset: i64, bytes_left: &mut usize) -> (PartitionData, i64) {
     let offset = fetch_partition.fetch_offset;
     if offset < log.log_start_offset() || offset > upper_offset {
-        return data.with_error_code(ResponseError::OffsetOutOfRange.code());
+        return (data.with_error_code(ResponseError::OffsetOutOfRange.code()), offset);
     }
     if offset == upper_offset || *bytes_left == 0 {
-        return data.with_records(Some(Bytes::new()));
+        return (data.with_records(Some(Bytes::new())), offset);
     }
     let max_bytes = (fetch_partition.partition_max_bytes.max(0) as usize).min(*bytes_left);
     match log.read_bounded(offset, max_bytes.max(1), upper_offset) {
         Ok(read) => {
             *bytes_left = bytes_left.saturating_sub(read.records.len());
-            data.with_records(Some(read.records))
+            (data.with_records(Some(read.records)), read.next_offset)
         }
         Err(error) => {
             tracing::debug!(%error, "read failed");
-            data.with_error_code(error.kafka_error_code())
+            (data.with_error_code(error.kafka_error_code()), offset)
         }
     }
 }
@@ -147,7 +185,7 @@ fn fetch_once(broker: &Broker, version: i16, request: &FetchRequest) -> (FetchRe
                     if replica_id >= 0 {
                         read_for_follower(broker, topic_name, fetch_partition, replica_id, data, &mut bytes_left)
                     } else {
-                        read_for_consumer(broker, topic_name, fetch_partition, version, data, &mut bytes_left)
+                        read_for_consumer(broker, topic_name, fetch_partition, version, read_committed, data, &mut bytes_left)
                     }
                 })
                 .collect();

@@ -1,4 +1,6 @@
 //! ListOffsets: earliest, latest, by timestamp, and max timestamp (v7+).
+//! The latest offset is the high watermark for read_uncommitted and the
+//! last stable offset for read_committed (isolation level 1, v2+).
 
 use crate::error_codes::KafkaErrorCode;
 
@@ -8,6 +10,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use super::READ_COMMITTED;
 use crate::server::Broker;
 
 /// ListOffsets timestamp meaning "the latest offset".
@@ -20,6 +23,7 @@ const EARLIEST_TIMESTAMP: i64 = -2;
 pub(super) fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
     // The leader epoch field exists from v4 on; before that it must stay unset.
     let leader_epoch = if version >= 4 { 0 } else { -1 };
+    let read_committed = version >= 2 && request.isolation_level == READ_COMMITTED;
     let topics = request
         .topics
         .into_iter()
@@ -38,7 +42,7 @@ pub(super) fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRe
                         Ok(partition) => partition,
                         Err(code) => return response.with_error_code(code),
                     };
-                    let partition = partition.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut partition = partition.lock().unwrap_or_else(|e| e.into_inner());
                     let current_leader_epoch = (version >= 4 && p.current_leader_epoch >= 0).then_some(p.current_leader_epoch);
                     if let Err(error) = partition.check_leader(current_leader_epoch) {
                         return response.with_error_code(error.kafka_error_code());
@@ -47,6 +51,13 @@ pub(super) fn list_offsets(broker: &Broker, version: i16, request: ListOffsetsRe
                         Some(epoch) if version >= 4 => response.with_leader_epoch(epoch),
                         _ => response,
                     };
+                    if p.timestamp == LATEST_TIMESTAMP && read_committed {
+                        // Only decided records: no open transaction below.
+                        return match partition.last_stable_offset() {
+                            Ok(offset) => response.with_offset(offset),
+                            Err(error) => response.with_error_code(error.kafka_error_code()),
+                        };
+                    }
                     let log = &partition.log;
                     match p.timestamp {
                         // Consumers see only committed records: the latest

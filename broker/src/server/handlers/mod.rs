@@ -23,6 +23,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+pub(crate) mod write_txn_markers;
 
 use admin::{create_partitions, create_topics, delete_records, delete_topics};
 pub(super) use admin::create_topic;
@@ -144,6 +145,10 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
         Request::DeleteGroups(request) => {
             let response = group_admin::delete_groups(broker, request).await;
             encode(ApiKey::DeleteGroups, header, &response)
+        }
+        Request::WriteTxnMarkers(request) => {
+            let response = write_txn_markers::write_txn_markers(broker, request).await;
+            encode(ApiKey::WriteTxnMarkers, header, &response)
         }
     }
 }
