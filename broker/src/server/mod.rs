@@ -42,6 +42,7 @@ use crate::wire::{self, DecodeError};
 
 pub use partition::{Partition, PartitionError};
 pub use topics::{TopicError, TopicMeta};
+pub use groups::OFFSETS_TOPIC;
 
 /// A hook that sees every request frame received and every response frame
 /// sent, in order; the simulation hashes them to prove determinism.
