@@ -23,6 +23,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+pub(crate) mod write_txn_markers;
 
 use admin::{create_partitions, create_topics, delete_records, delete_topics};
 pub(super) use admin::create_topic;
