@@ -136,9 +136,6 @@ impl KafkaErrorCode for ProducerStateError {
 impl KafkaErrorCode for InitProducerIdError {
     fn kafka_error_code(&self) -> i16 {
         match self {
-            // Fatal in clients, and says a feature is missing; see
-            // `server/handlers/init_producer_id.rs` for why not another.
-            InitProducerIdError::TransactionsUnsupported(_) => E::UnsupportedVersion.code(),
             InitProducerIdError::Allocate(error) => error.kafka_error_code(),
         }
     }

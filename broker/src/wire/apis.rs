@@ -50,6 +50,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -68,6 +71,7 @@ mod tests {
         DescribeConfigsRequest, InitProducerIdRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
         DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
         OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+        AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -100,6 +104,9 @@ mod tests {
             (ApiKey::DeleteGroups, DeleteGroupsRequest::VERSIONS),
             (ApiKey::ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest::VERSIONS),
             (ApiKey::ConsumerGroupDescribe, ConsumerGroupDescribeRequest::VERSIONS),
+            (ApiKey::AddPartitionsToTxn, AddPartitionsToTxnRequest::VERSIONS),
+            (ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest::VERSIONS),
+            (ApiKey::EndTxn, EndTxnRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

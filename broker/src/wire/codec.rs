@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SyncGroupRequest,
+    ResponseHeader, SyncGroupRequest, AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -74,6 +74,12 @@ pub enum Request {
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     /// ConsumerGroupDescribe (KIP-848).
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    /// AddPartitionsToTxn.
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    /// AddOffsetsToTxn.
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    /// EndTxn.
+    EndTxn(EndTxnRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -155,6 +161,9 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::DeleteGroups => Request::DeleteGroups(DeleteGroupsRequest::decode(&mut buf, version)?),
             ApiKey::ConsumerGroupHeartbeat => Request::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest::decode(&mut buf, version)?),
             ApiKey::ConsumerGroupDescribe => Request::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::decode(&mut buf, version)?),
+            ApiKey::AddPartitionsToTxn => Request::AddPartitionsToTxn(AddPartitionsToTxnRequest::decode(&mut buf, version)?),
+            ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(AddOffsetsToTxnRequest::decode(&mut buf, version)?),
+            ApiKey::EndTxn => Request::EndTxn(EndTxnRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;
