@@ -202,6 +202,21 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// The group coordinator's settings (`group.*`, `offsets.retention.*`).
     pub group: crate::group::GroupConfig,
+    /// Partitions of `__transaction_state`
+    /// (`transaction.state.log.num.partitions`, Kafka's default 50). Fixed
+    /// once the topic exists: a transactional id's coordinator follows from it.
+    pub transaction_state_log_num_partitions: i32,
+    /// Replication factor of `__transaction_state`
+    /// (`transaction.state.log.replication.factor`, default 3, capped by
+    /// the live brokers when the topic is created).
+    pub transaction_state_log_replication_factor: i16,
+    /// `min.insync.replicas` of `__transaction_state`
+    /// (`transaction.state.log.min.isr`, default 2, capped by its
+    /// replication factor).
+    pub transaction_state_log_min_isr: i16,
+    /// The transaction coordinator's settings (`transaction.*`,
+    /// `transactional.id.expiration.ms`).
+    pub txn: crate::txn::TxnConfig,
 }
 
 impl Default for BrokerConfig {
@@ -244,6 +259,10 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             group: crate::group::GroupConfig::default(),
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
+            txn: crate::txn::TxnConfig::default(),
         }
     }
 }
@@ -339,6 +358,13 @@ impl BrokerConfig {
         "group.consumer.session.timeout.ms",
         "group.consumer.heartbeat.interval.ms",
         "group.consumer.max.size",
+        "transaction.state.log.num.partitions",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "transaction.max.timeout.ms",
+        "transactional.id.expiration.ms",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "transaction.fence.zombies",
     ];
 
     /// Applies one `KEY=VALUE` pair.
@@ -407,6 +433,13 @@ impl BrokerConfig {
             "group.consumer.session.timeout.ms" => self.group.consumer_session_timeout_ms = parse_number(key, value)?,
             "group.consumer.heartbeat.interval.ms" => self.group.consumer_heartbeat_interval_ms = parse_number(key, value)?,
             "group.consumer.max.size" => self.group.consumer_max_size = parse_number(key, value)?,
+            "transaction.state.log.num.partitions" => self.transaction_state_log_num_partitions = parse_number(key, value)?,
+            "transaction.state.log.replication.factor" => self.transaction_state_log_replication_factor = parse_number(key, value)?,
+            "transaction.state.log.min.isr" => self.transaction_state_log_min_isr = parse_number(key, value)?,
+            "transaction.max.timeout.ms" => self.txn.max_timeout_ms = parse_number(key, value)?,
+            "transactional.id.expiration.ms" => self.txn.transactional_id_expiration_ms = parse_number(key, value)?,
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => self.txn.abort_timed_out_cleanup_interval_ms = parse_number(key, value)?,
+            "transaction.fence.zombies" => self.txn.fence_zombies = parse_bool(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.into())),
         }
         Ok(())
@@ -432,6 +465,15 @@ impl BrokerConfig {
         }
         if self.offsets_topic_replication_factor < 1 {
             return Err(ConfigError::Inconsistent { key: "offsets.topic.replication.factor", reason: "must be at least 1".into() });
+        }
+        if self.transaction_state_log_num_partitions < 1 {
+            return Err(ConfigError::Inconsistent { key: "transaction.state.log.num.partitions", reason: "must be at least 1".into() });
+        }
+        if self.transaction_state_log_replication_factor < 1 || self.transaction_state_log_min_isr < 1 {
+            return Err(ConfigError::Inconsistent { key: "transaction.state.log.replication.factor", reason: "replication factor and min.isr must be at least 1".into() });
+        }
+        if self.txn.max_timeout_ms < 1 {
+            return Err(ConfigError::Inconsistent { key: "transaction.max.timeout.ms", reason: "must be at least 1".into() });
         }
         if self.group.min_session_timeout_ms > self.group.max_session_timeout_ms {
             return Err(ConfigError::Inconsistent {

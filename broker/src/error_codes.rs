@@ -2,7 +2,7 @@
 //!
 //! Every layer reports its own typed error ([`StorageError`], [`TopicError`],
 //! [`MetadataError`], [`ReplicationError`], [`ProducerStateError`],
-//! [`InitProducerIdError`]); the handlers turn them into the
+//! [`InitProducerIdError`], [`TxnError`]); the handlers turn them into the
 //! `error_code` of a response here and nowhere else, so a client sees the
 //! code Kafka itself would send for the same condition. A client relies on
 //! the code to decide what to do: retriable codes (NOT_LEADER_OR_FOLLOWER,
@@ -18,6 +18,7 @@ use crate::replication::ReplicationError;
 use crate::server::producer_ids::{InitProducerIdError, ProducerIdError};
 use crate::server::TopicError;
 use crate::storage::StorageError;
+use crate::txn::TxnError;
 
 /// An error that has a Kafka error code.
 pub trait KafkaErrorCode {
@@ -138,10 +139,28 @@ impl KafkaErrorCode for ProducerStateError {
 impl KafkaErrorCode for InitProducerIdError {
     fn kafka_error_code(&self) -> i16 {
         match self {
-            // Fatal in clients, and says a feature is missing; see
-            // `server/handlers/init_producer_id.rs` for why not another.
-            InitProducerIdError::TransactionsUnsupported(_) => E::UnsupportedVersion.code(),
             InitProducerIdError::Allocate(error) => error.kafka_error_code(),
+        }
+    }
+}
+
+impl KafkaErrorCode for TxnError {
+    fn kafka_error_code(&self) -> i16 {
+        match self {
+            // Retriable: the client looks the coordinator up again.
+            TxnError::NotCoordinator => E::NotCoordinator.code(),
+            TxnError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress.code(),
+            TxnError::CoordinatorNotAvailable | TxnError::ProducerIdUnavailable => E::CoordinatorNotAvailable.code(),
+            // Retriable: the client retries the same request.
+            TxnError::ConcurrentTransactions => E::ConcurrentTransactions.code(),
+            // Fatal for the producer instance: another one took over.
+            TxnError::ProducerFenced => E::ProducerFenced.code(),
+            TxnError::InvalidProducerEpoch => E::InvalidProducerEpoch.code(),
+            TxnError::InvalidProducerIdMapping => E::InvalidProducerIdMapping.code(),
+            TxnError::InvalidTxnState => E::InvalidTxnState.code(),
+            TxnError::InvalidTransactionTimeout => E::InvalidTransactionTimeout.code(),
+            TxnError::InvalidRequest => E::InvalidRequest.code(),
+            TxnError::TransactionalIdNotFound => E::TransactionalIdNotFound.code(),
         }
     }
 }
@@ -171,6 +190,14 @@ mod tests {
         assert_eq!(ReplicationError::NotEnoughReplicasAfterAppend { isr_size: 1, min_insync_replicas: 2 }.kafka_error_code(), 20);
         assert_eq!(ReplicationError::FencedLeaderEpoch { request: 1, current: 2 }.kafka_error_code(), 74);
         assert_eq!(ReplicationError::UnknownLeaderEpoch { request: 3, current: 2 }.kafka_error_code(), 75);
+        assert_eq!(TxnError::InvalidProducerEpoch.kafka_error_code(), 47);
+        assert_eq!(TxnError::InvalidTxnState.kafka_error_code(), 48);
+        assert_eq!(TxnError::InvalidProducerIdMapping.kafka_error_code(), 49);
+        assert_eq!(TxnError::InvalidTransactionTimeout.kafka_error_code(), 50);
+        assert_eq!(TxnError::ConcurrentTransactions.kafka_error_code(), 51);
+        assert_eq!(TxnError::ProducerFenced.kafka_error_code(), 90);
+        assert_eq!(TxnError::NotCoordinator.kafka_error_code(), 16);
+        assert_eq!(TxnError::CoordinatorNotAvailable.kafka_error_code(), 15);
         assert_eq!(GroupError::IllegalGeneration.kafka_error_code(), 22);
         assert_eq!(GroupError::UnknownMemberId.kafka_error_code(), 25);
         assert_eq!(GroupError::RebalanceInProgress.kafka_error_code(), 27);

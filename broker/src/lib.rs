@@ -7,6 +7,7 @@ pub mod controller;
 pub mod disk;
 pub mod error_codes;
 pub mod group;
+pub mod txn;
 pub mod raft;
 pub mod storage;
 pub mod client;

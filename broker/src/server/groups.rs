@@ -52,18 +52,14 @@ use tokio::sync::oneshot;
 use crate::group::records::OffsetsRecord;
 use crate::group::{GroupCoordinator, GroupError, GroupOutput, JoinResponse, Reply, SyncResponse, Waiter};
 use crate::replication::ProduceOutcome;
-use crate::server::topics::TopicMeta;
+use crate::server::internal_log::{InternalLogError, ReplicationWait};
 use crate::server::Broker;
-use crate::storage::{build_batch, parse_records, split_batches, SimpleRecord};
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// How often the coordinator's clock ticks.
 const TICK_MS: u64 = 100;
-
-/// Most bytes read per step while loading a partition.
-const LOAD_READ_BYTES: usize = 1 << 20;
 
 /// A delayed JoinGroup or SyncGroup answer.
 pub(crate) enum Delayed {
@@ -81,9 +77,6 @@ pub(crate) struct GroupDriver {
     next_waiter: AtomicU64,
     ticking: AtomicBool,
 }
-
-/// A durable append still waiting for replication.
-pub(crate) type ReplicationWait = Option<oneshot::Receiver<ProduceOutcome>>;
 
 impl GroupDriver {
     /// A waiter id and the channel its answer arrives on.
@@ -115,7 +108,8 @@ impl Broker {
     /// itself answers NOT_COORDINATOR for groups of partitions not loaded.
     pub(crate) fn with_group_coordinator<T>(&self, group_id: Option<&str>, f: impl FnOnce(&mut GroupCoordinator, u64) -> T) -> Result<T, GroupError> {
         if self.topic(OFFSETS_TOPIC).is_none() && self.cluster.is_none() {
-            self.create_offsets_topic_standalone()?;
+            self.create_internal_topic_standalone(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions)
+                .map_err(|_| GroupError::CoordinatorNotAvailable)?;
         }
         self.start_group_ticker();
         let now_ms = self.now_ms();
@@ -166,41 +160,10 @@ impl Broker {
         GroupCoordinator::new(self.config.group.clone(), self.config.offsets_topic_num_partitions, rng)
     }
 
-    /// Standalone: creates `__consumer_offsets` (compacted).
-    fn create_offsets_topic_standalone(&self) -> Result<(), GroupError> {
-        let meta = TopicMeta {
-            partitions: self.config.offsets_topic_num_partitions,
-            configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect(),
-        };
-        match super::handlers::create_topic(self, OFFSETS_TOPIC, meta) {
-            Ok(()) => {
-                tracing::info!(partitions = self.config.offsets_topic_num_partitions, "created {OFFSETS_TOPIC}");
-                Ok(())
-            }
-            Err(super::TopicError::AlreadyExists(_)) => Ok(()),
-            Err(error) => {
-                tracing::warn!(%error, "creating {OFFSETS_TOPIC} failed");
-                Err(GroupError::CoordinatorNotAvailable)
-            }
-        }
-    }
-
-    /// Whether this broker leads `partition` of `__consumer_offsets` now.
-    /// In cluster mode the partition is opened here if the last view
-    /// assigns it to this broker (it then takes the view's role at once).
-    fn leads_offsets_partition(&self, partition: i32) -> bool {
-        if self.cluster.is_some() {
-            let Ok(log) = self.partition(OFFSETS_TOPIC, partition) else { return false };
-            let log = log.lock().unwrap_or_else(|e| e.into_inner());
-            return log.check_leader(None).is_ok();
-        }
-        self.topic(OFFSETS_TOPIC).is_some_and(|t| usize::try_from(partition).is_ok_and(|i| i < t.partitions.len()))
-    }
-
     /// Loads or unloads `partition`'s groups so the core's ownership
     /// matches this broker's leadership.
     fn sync_partition_ownership(&self, core: &mut GroupCoordinator, partition: i32, now_ms: u64) {
-        let leads = self.leads_offsets_partition(partition);
+        let leads = self.leads_internal_partition(OFFSETS_TOPIC, partition);
         let owned = core.owns(partition);
         if leads && !owned {
             self.load_offsets_partition(core, partition, now_ms);
@@ -214,57 +177,23 @@ impl Broker {
     /// Replays `partition` of `__consumer_offsets` into the core.
     fn load_offsets_partition(&self, core: &mut GroupCoordinator, partition: i32, now_ms: u64) {
         core.begin_load(partition);
-        let Some(log) = self.topic(OFFSETS_TOPIC).and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i).cloned())) else {
+        let (mut records, mut skipped) = (0u64, 0u64);
+        let replayed = self.replay_internal_partition(OFFSETS_TOPIC, partition, |key, value| match OffsetsRecord::decode(key, value) {
+            Ok(Some(decoded)) => {
+                core.load_record(partition, decoded, now_ms);
+                records += 1;
+            }
+            Ok(None) => skipped += 1,
+            Err(error) => {
+                skipped += 1;
+                tracing::warn!(partition, %error, "a {OFFSETS_TOPIC} record did not decode; skipped");
+            }
+        });
+        if replayed.is_err() {
+            // The groups of this partition stay unserved (NOT_COORDINATOR
+            // after unload); the next request tries again.
             core.unload(partition);
             return;
-        };
-        let log = log.lock().unwrap_or_else(|e| e.into_inner());
-        let end = log.log.log_end_offset();
-        let mut offset = log.log.log_start_offset();
-        let (mut records, mut skipped) = (0u64, 0u64);
-        while offset < end {
-            let read = match log.log.read_bounded(offset, LOAD_READ_BYTES, end) {
-                Ok(read) => read,
-                Err(error) => {
-                    // The groups of this partition stay unserved (NOT_COORDINATOR
-                    // after unload); the next request tries again.
-                    tracing::warn!(partition, offset, %error, "loading {OFFSETS_TOPIC} failed");
-                    core.unload(partition);
-                    return;
-                }
-            };
-            if read.next_offset <= offset {
-                break;
-            }
-            offset = read.next_offset;
-            let Ok(batches) = split_batches(&read.records) else {
-                tracing::warn!(partition, offset, "a {OFFSETS_TOPIC} read did not split into batches; skipped");
-                continue;
-            };
-            for (position, header) in batches {
-                if header.is_control() {
-                    continue;
-                }
-                let bytes = &read.records[position..position + header.size_bytes() as usize];
-                match parse_records(bytes) {
-                    Ok(parsed) => {
-                        for record in parsed {
-                            match OffsetsRecord::decode(record.key, record.value) {
-                                Ok(Some(decoded)) => {
-                                    core.load_record(partition, decoded, now_ms);
-                                    records += 1;
-                                }
-                                Ok(None) => skipped += 1,
-                                Err(error) => {
-                                    skipped += 1;
-                                    tracing::warn!(partition, %error, "a {OFFSETS_TOPIC} record did not decode; skipped");
-                                }
-                            }
-                        }
-                    }
-                    Err(error) => tracing::warn!(partition, %error, "a {OFFSETS_TOPIC} batch did not parse; skipped"),
-                }
-            }
         }
         if records > 0 {
             crate::mark!("group.coordinator.loaded_groups");
@@ -339,59 +268,15 @@ impl Broker {
     /// leader. With `durable`, returns the wait for the high watermark to
     /// pass them (cluster mode).
     pub(crate) fn append_offsets_records(&self, partition: i32, records: &[OffsetsRecord], durable: bool) -> Result<ReplicationWait, GroupError> {
-        if records.is_empty() {
-            return Ok(None);
-        }
-        let log = self
-            .topic(OFFSETS_TOPIC)
-            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i).cloned()))
-            .ok_or(GroupError::NotCoordinator)?;
-        let timestamp_ms = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
-        let simple: Vec<SimpleRecord> = records
-            .iter()
-            .map(|record| {
-                let (key, value) = record.encode();
-                SimpleRecord { key: Some(key), value, timestamp_ms }
-            })
-            .collect();
-        let batch = build_batch(&simple);
-        let min_insync_replicas = self.config.min_insync_replicas;
-        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-        let info = log.append_as_leader(&batch, durable.then_some(min_insync_replicas)).map_err(|error| {
-            tracing::debug!(partition, %error, "{OFFSETS_TOPIC} append refused");
-            match error {
-                super::PartitionError::Replication(crate::replication::ReplicationError::NotLeaderOrFollower) => GroupError::NotCoordinator,
-                _ => GroupError::CoordinatorNotAvailable,
-            }
-        })?;
-        self.appended.notify_waiters();
-        let mut wait = None;
-        if durable && log.is_replicated() {
-            let (request_id, receiver) = self.replication.register_produce();
-            let deadline_ms = self.now_ms().saturating_add(self.config.controller_request_timeout_ms.max(5_000));
-            match log.wait_for_replication(request_id, info.last_offset + 1, min_insync_replicas, deadline_ms) {
-                Ok(()) => wait = Some(receiver),
-                Err(_) => {
-                    self.replication.forget_produce(request_id);
-                    return Err(GroupError::CoordinatorNotAvailable);
-                }
-            }
-        }
-        let effects = log.take_effects();
-        drop(log);
-        self.dispatch_effects(OFFSETS_TOPIC, partition, effects);
-        Ok(wait)
+        let encoded = records.iter().map(OffsetsRecord::encode).collect();
+        self.append_internal_records(OFFSETS_TOPIC, partition, encoded, durable).map_err(group_error)
     }
 
     /// Waits for a durable append (see [`Broker::append_offsets_records`]).
     pub(crate) async fn await_replication(wait: ReplicationWait) -> Result<(), GroupError> {
-        let Some(receiver) = wait else { return Ok(()) };
-        match receiver.await {
-            Ok(Ok(())) => Ok(()),
-            // Not replicated in time, or this broker stopped leading: the
-            // commit's fate is unknown, and the client retries it.
-            Ok(Err(_)) | Err(_) => Err(GroupError::CoordinatorNotAvailable),
-        }
+        // Not replicated in time, or this broker stopped leading: the
+        // commit's fate is unknown, and the client retries it.
+        Broker::await_internal_replication(wait).await.map_err(|_| GroupError::CoordinatorNotAvailable)
     }
 
     /// Starts the coordinator's clock once.
@@ -417,7 +302,7 @@ impl Broker {
         let mut guard = self.groups.core.lock().unwrap_or_else(|e| e.into_inner());
         let Some(core) = guard.as_mut() else { return };
         for partition in core.owned_partitions() {
-            if !self.leads_offsets_partition(partition) {
+            if !self.leads_internal_partition(OFFSETS_TOPIC, partition) {
                 tracing::info!(partition, "no longer leading this {OFFSETS_TOPIC} partition: its groups are unloaded");
                 crate::mark!("group.coordinator.unloaded");
                 core.unload(partition);
@@ -436,4 +321,11 @@ impl Broker {
     /// or drops them.
     #[allow(unused_variables)]
     pub(crate) fn groups_txn_marker_written(&self, partition: i32, producer_id: i64, commit: bool) {}
+}
+
+fn group_error(error: InternalLogError) -> GroupError {
+    match error {
+        InternalLogError::NotLeader => GroupError::NotCoordinator,
+        InternalLogError::Unavailable => GroupError::CoordinatorNotAvailable,
+    }
 }

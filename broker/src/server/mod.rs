@@ -22,10 +22,12 @@ pub mod cluster;
 mod cluster_handlers;
 mod groups;
 mod handlers;
+mod internal_log;
 mod partition;
 pub mod producer_ids;
 mod replica_driver;
 mod topics;
+mod txn;
 
 use crate::error_codes::KafkaErrorCode;
 use std::collections::BTreeMap;
@@ -42,6 +44,8 @@ use crate::wire::{self, DecodeError};
 
 pub use partition::{Partition, PartitionError};
 pub use topics::{TopicError, TopicMeta};
+pub use groups::OFFSETS_TOPIC;
+pub use txn::TXN_STATE_TOPIC;
 
 /// A hook that sees every request frame received and every response frame
 /// sent, in order; the simulation hashes them to prove determinism.
@@ -95,6 +99,8 @@ pub struct Broker {
     pub(crate) producer_ids: Mutex<producer_ids::ProducerIdAllocator>,
     /// The group coordinator (see `groups`).
     pub(crate) groups: groups::GroupDriver,
+    /// The transaction coordinator (see `txn`).
+    pub(crate) txns: txn::TxnDriver,
     /// This broker itself, for the tasks it starts (fetchers, AlterPartition).
     self_ref: std::sync::Weak<Broker>,
     trace: Option<TraceHook>,
@@ -148,6 +154,7 @@ impl Broker {
             clean_shutdown,
             producer_ids: Mutex::new(producer_ids),
             groups: groups::GroupDriver::default(),
+            txns: txn::TxnDriver::default(),
             self_ref: self_ref.clone(),
             trace,
         }))

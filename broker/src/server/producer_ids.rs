@@ -100,10 +100,6 @@ pub enum ProducerIdError {
 /// Why InitProducerId was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum InitProducerIdError {
-    /// The request names a `transactional_id`: transactions are not
-    /// implemented (only idempotent producers are).
-    #[error("transactional producers are not supported (transactional_id {0:?})")]
-    TransactionsUnsupported(String),
     /// No id could be handed out.
     #[error(transparent)]
     Allocate(#[from] ProducerIdError),

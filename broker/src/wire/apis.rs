@@ -52,6 +52,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     // v0 is not in the codec (it was removed from Kafka's schema).
     (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -71,6 +74,7 @@ mod tests {
         DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
         OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
         WriteTxnMarkersRequest,
+        AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -104,6 +108,9 @@ mod tests {
             (ApiKey::DeleteGroups, DeleteGroupsRequest::VERSIONS),
             (ApiKey::ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest::VERSIONS),
             (ApiKey::ConsumerGroupDescribe, ConsumerGroupDescribeRequest::VERSIONS),
+            (ApiKey::AddPartitionsToTxn, AddPartitionsToTxnRequest::VERSIONS),
+            (ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest::VERSIONS),
+            (ApiKey::EndTxn, EndTxnRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

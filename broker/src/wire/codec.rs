@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SyncGroupRequest, WriteTxnMarkersRequest,
+    ResponseHeader, SyncGroupRequest, WriteTxnMarkersRequest, AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -76,6 +76,12 @@ pub enum Request {
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     /// WriteTxnMarkers (from a transaction coordinator).
     WriteTxnMarkers(WriteTxnMarkersRequest),
+    /// AddPartitionsToTxn.
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    /// AddOffsetsToTxn.
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    /// EndTxn.
+    EndTxn(EndTxnRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -158,6 +164,9 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::ConsumerGroupHeartbeat => Request::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest::decode(&mut buf, version)?),
             ApiKey::ConsumerGroupDescribe => Request::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::decode(&mut buf, version)?),
             ApiKey::WriteTxnMarkers => Request::WriteTxnMarkers(WriteTxnMarkersRequest::decode(&mut buf, version)?),
+            ApiKey::AddPartitionsToTxn => Request::AddPartitionsToTxn(AddPartitionsToTxnRequest::decode(&mut buf, version)?),
+            ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(AddOffsetsToTxnRequest::decode(&mut buf, version)?),
+            ApiKey::EndTxn => Request::EndTxn(EndTxnRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;

@@ -23,6 +23,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod transactions;
 pub(crate) mod write_txn_markers;
 
 use admin::{create_partitions, create_topics, delete_records, delete_topics};
@@ -97,11 +98,22 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
             };
             encode(ApiKey::CreatePartitions, header, &response)
         }
-        Request::InitProducerId(request) => encode(
-            ApiKey::InitProducerId,
-            header,
-            &init_producer_id::init_producer_id(broker, request),
-        ),
+        Request::InitProducerId(request) => {
+            let response = init_producer_id::init_producer_id(broker, header, request).await;
+            encode(ApiKey::InitProducerId, header, &response)
+        }
+        Request::AddPartitionsToTxn(request) => {
+            let response = transactions::add_partitions_to_txn(broker, header, request).await;
+            encode(ApiKey::AddPartitionsToTxn, header, &response)
+        }
+        Request::AddOffsetsToTxn(request) => {
+            let response = transactions::add_offsets_to_txn(broker, header, request).await;
+            encode(ApiKey::AddOffsetsToTxn, header, &response)
+        }
+        Request::EndTxn(request) => {
+            let response = transactions::end_txn(broker, header, request).await;
+            encode(ApiKey::EndTxn, header, &response)
+        }
         Request::DeleteRecords(request) => encode(ApiKey::DeleteRecords, header, &delete_records(broker, request)),
         Request::DeleteTopics(request) => {
             let response = match &broker.cluster {

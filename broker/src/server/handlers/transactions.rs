@@ -1,0 +1,144 @@
+//! The transactional APIs a producer sends its coordinator:
+//! AddPartitionsToTxn (v0–5; v4+ batched by transactional id, with
+//! `verify_only`, KIP-890 part 1), AddOffsetsToTxn (v0–4) and EndTxn
+//! (v0–4); InitProducerId with a transactional id is in
+//! `init_producer_id.rs`. Each decodes, asks the core
+//! ([`crate::txn::TxnCoordinator`], through `server::txn`) and encodes its
+//! answer. A fenced producer is told PRODUCER_FENCED from the version
+//! that knows it (v2 of these three APIs), INVALID_PRODUCER_EPOCH before.
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult};
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, ProducerId,
+    RequestHeader, TopicName,
+};
+use kafka_protocol::ResponseError;
+
+use crate::error_codes::KafkaErrorCode;
+use crate::server::Broker;
+use crate::txn::{TopicPartition, TxnError};
+
+/// The first version of AddPartitionsToTxn, AddOffsetsToTxn and EndTxn
+/// whose clients know PRODUCER_FENCED.
+const FIRST_FENCED_VERSION: i16 = 2;
+
+/// Whether `tp` exists (in cluster mode: in the quorum's last view).
+fn partition_exists(broker: &Broker, tp: &TopicPartition) -> bool {
+    match &broker.cluster {
+        None => broker.topic(&tp.0).is_some_and(|t| usize::try_from(tp.1).is_ok_and(|i| i < t.partitions.len())),
+        Some(link) => link.cached_view().is_some_and(|view| {
+            view.topics.iter().any(|t| t.name == tp.0 && usize::try_from(tp.1).is_ok_and(|i| i < t.partitions.len()))
+        }),
+    }
+}
+
+fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {
+    topics.iter().flat_map(|t| t.partitions.iter().map(move |&p| (t.name.0.to_string(), p))).collect()
+}
+
+/// Per partition of one transaction: its error code (0 success).
+async fn add_partitions_for(
+    broker: &Broker,
+    version: i16,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    verify_only: bool,
+    partitions: Vec<TopicPartition>,
+) -> Vec<(TopicPartition, i16)> {
+    if verify_only {
+        let verified = broker.with_txn_coordinator(Some(transactional_id), |core, _| core.verify_partitions(transactional_id, producer_id, producer_epoch, &partitions));
+        return match verified.and_then(|v| v) {
+            Ok(results) => results.into_iter().map(|(tp, r)| (tp, r.err().map_or(0, |e| e.kafka_error_code()))).collect(),
+            Err(error) => partitions.into_iter().map(|tp| (tp, error.kafka_error_code())).collect(),
+        };
+    }
+    // As Kafka: partitions that do not exist are refused and the others
+    // not attempted, so a typo does not open a transaction.
+    if partitions.iter().any(|tp| !partition_exists(broker, tp)) {
+        return partitions
+            .into_iter()
+            .map(|tp| {
+                let code = if partition_exists(broker, &tp) { ResponseError::OperationNotAttempted.code() } else { ResponseError::UnknownTopicOrPartition.code() };
+                (tp, code)
+            })
+            .collect();
+    }
+    let answer = broker
+        .txn_request(transactional_id, |core, now_ms, waiter| core.add_partitions(now_ms, waiter, transactional_id, producer_id, producer_epoch, &partitions))
+        .await;
+    let code = match answer {
+        Ok(_) => 0,
+        Err(error) => {
+            tracing::debug!(transactional_id, %error, "AddPartitionsToTxn refused");
+            error.for_version(version, FIRST_FENCED_VERSION).kafka_error_code()
+        }
+    };
+    partitions.into_iter().map(|tp| (tp, code)).collect()
+}
+
+fn topic_results(results: Vec<(TopicPartition, i16)>) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut by_topic: std::collections::BTreeMap<String, Vec<AddPartitionsToTxnPartitionResult>> = std::collections::BTreeMap::new();
+    for ((topic, partition), code) in results {
+        by_topic
+            .entry(topic)
+            .or_default()
+            .push(AddPartitionsToTxnPartitionResult::default().with_partition_index(partition).with_partition_error_code(code));
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic, partitions)| AddPartitionsToTxnTopicResult::default().with_name(TopicName(topic.into())).with_results_by_partition(partitions))
+        .collect()
+}
+
+pub(super) async fn add_partitions_to_txn(broker: &Broker, header: &RequestHeader, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse {
+    let version = header.request_api_version;
+    if version <= 3 {
+        let results = add_partitions_for(
+            broker,
+            version,
+            request.v3_and_below_transactional_id.as_str(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            false,
+            partitions_of(&request.v3_and_below_topics),
+        )
+        .await;
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topic_results(results));
+    }
+    let mut results = Vec::new();
+    for transaction in &request.transactions {
+        let id = transaction.transactional_id.as_str();
+        let partitions = partitions_of(&transaction.topics);
+        let per_partition =
+            add_partitions_for(broker, version, id, transaction.producer_id.0, transaction.producer_epoch, transaction.verify_only, partitions).await;
+        results.push(AddPartitionsToTxnResult::default().with_transactional_id(transaction.transactional_id.clone()).with_topic_results(topic_results(per_partition)));
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+pub(super) async fn add_offsets_to_txn(broker: &Broker, header: &RequestHeader, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+    let id = request.transactional_id.as_str();
+    let (producer_id, producer_epoch, group_id) = (request.producer_id.0, request.producer_epoch, request.group_id.as_str());
+    let answer = broker.txn_request(id, |core, now_ms, waiter| core.add_offsets(now_ms, waiter, id, producer_id, producer_epoch, group_id)).await;
+    let code = answer.err().map_or(0, |e: TxnError| e.for_version(header.request_api_version, FIRST_FENCED_VERSION).kafka_error_code());
+    AddOffsetsToTxnResponse::default().with_error_code(code)
+}
+
+pub(super) async fn end_txn(broker: &Broker, header: &RequestHeader, request: EndTxnRequest) -> EndTxnResponse {
+    let id = request.transactional_id.as_str();
+    let (producer_id, producer_epoch, commit) = (request.producer_id.0, request.producer_epoch, request.committed);
+    let answer = broker.txn_request(id, |core, now_ms, waiter| core.end_txn(now_ms, waiter, id, producer_id, producer_epoch, commit)).await;
+    match answer {
+        Ok((producer_id, producer_epoch)) => EndTxnResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(producer_epoch),
+        Err(error) => {
+            tracing::debug!(transactional_id = id, %error, commit, "EndTxn refused");
+            EndTxnResponse::default()
+                .with_error_code(error.for_version(header.request_api_version, FIRST_FENCED_VERSION).kafka_error_code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        }
+    }
+}
+

@@ -1,0 +1,181 @@
+//! What the coordinators (groups, transactions) share about their internal
+//! topics (`__consumer_offsets`, `__transaction_state`): creating one
+//! standalone, knowing whether this broker leads a partition of it,
+//! replaying a partition, and appending records durably.
+//!
+//! **Durability.** Records are appended as the partition's leader; with
+//! `durable`, in cluster mode the append is complete only once the high
+//! watermark passes them (acks=all with the topic's
+//! `min.insync.replicas`), so what a coordinator acted on survives its
+//! failover. The wait is returned to the caller ([`ReplicationWait`]) so a
+//! coordinator can hold its answer, not its lock, until then.
+
+use tokio::sync::oneshot;
+
+use crate::replication::ProduceOutcome;
+use crate::server::topics::TopicMeta;
+use crate::server::Broker;
+use crate::storage::{build_batch, parse_records, split_batches, SimpleRecord};
+
+/// Most bytes read per step while replaying a partition.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// A durable append still waiting for replication.
+pub(crate) type ReplicationWait = Option<oneshot::Receiver<ProduceOutcome>>;
+
+/// Why an internal append did not happen, or its fate is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum InternalLogError {
+    /// This broker does not lead the partition (a coordinator answers NOT_COORDINATOR).
+    #[error("not the partition's leader")]
+    NotLeader,
+    /// Refused, or not replicated in time (COORDINATOR_NOT_AVAILABLE).
+    #[error("append refused or not replicated")]
+    Unavailable,
+}
+
+impl Broker {
+    /// Standalone: creates the compacted internal topic `name` with
+    /// `partitions` partitions, unless it exists.
+    pub(crate) fn create_internal_topic_standalone(&self, name: &str, partitions: i32) -> Result<(), InternalLogError> {
+        let meta = TopicMeta { partitions, configs: [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect() };
+        match super::handlers::create_topic(self, name, meta) {
+            Ok(()) => {
+                tracing::info!(partitions, "created {name}");
+                Ok(())
+            }
+            Err(super::TopicError::AlreadyExists(_)) => Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, "creating {name} failed");
+                Err(InternalLogError::Unavailable)
+            }
+        }
+    }
+
+    /// Whether this broker leads `partition` of `topic` now. In cluster
+    /// mode the partition is opened here if the last view assigns it to
+    /// this broker (it then takes the view's role at once).
+    pub(crate) fn leads_internal_partition(&self, topic: &str, partition: i32) -> bool {
+        if self.cluster.is_some() {
+            let Ok(log) = self.partition(topic, partition) else { return false };
+            let log = log.lock().unwrap_or_else(|e| e.into_inner());
+            return log.check_leader(None).is_ok();
+        }
+        self.topic(topic).is_some_and(|t| usize::try_from(partition).is_ok_and(|i| i < t.partitions.len()))
+    }
+
+    /// The leader epoch of `partition` of `topic` here (0 standalone).
+    pub(crate) fn internal_leader_epoch(&self, topic: &str, partition: i32) -> i32 {
+        let Some(log) = self.topic(topic).and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i).cloned())) else { return 0 };
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        log.leader_epoch().unwrap_or(0)
+    }
+
+    /// Replays `partition` of `topic` in log order, handing each record's
+    /// key and value to `each` (control batches skipped); batches that do
+    /// not parse are logged and skipped. Returns how many records were
+    /// seen, or an error when the log could not be read (the caller
+    /// leaves the partition unloaded and tries again on the next request).
+    pub(crate) fn replay_internal_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        mut each: impl FnMut(Option<&[u8]>, Option<&[u8]>),
+    ) -> Result<u64, InternalLogError> {
+        let log = self
+            .topic(topic)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i).cloned()))
+            .ok_or(InternalLogError::NotLeader)?;
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let end = log.log.log_end_offset();
+        let mut offset = log.log.log_start_offset();
+        let mut records = 0u64;
+        while offset < end {
+            let read = log.log.read_bounded(offset, REPLAY_READ_BYTES, end).map_err(|error| {
+                tracing::warn!(partition, offset, %error, "reading {topic} failed");
+                InternalLogError::Unavailable
+            })?;
+            if read.next_offset <= offset {
+                break;
+            }
+            offset = read.next_offset;
+            let Ok(batches) = split_batches(&read.records) else {
+                tracing::warn!(partition, offset, "a {topic} read did not split into batches; skipped");
+                continue;
+            };
+            for (position, header) in batches {
+                if header.is_control() {
+                    continue;
+                }
+                let bytes = &read.records[position..position + header.size_bytes() as usize];
+                match parse_records(bytes) {
+                    Ok(parsed) => {
+                        for record in parsed {
+                            each(record.key, record.value);
+                            records += 1;
+                        }
+                    }
+                    Err(error) => tracing::warn!(partition, %error, "a {topic} batch did not parse; skipped"),
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// Appends `records` (key, value; None a tombstone) to `partition` of
+    /// `topic` as its leader, in one batch. With `durable`, returns the
+    /// wait for the high watermark to pass them (cluster mode).
+    pub(crate) fn append_internal_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        durable: bool,
+    ) -> Result<ReplicationWait, InternalLogError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let meta = self.topic(topic).ok_or(InternalLogError::NotLeader)?;
+        let log = usize::try_from(partition).ok().and_then(|i| meta.partitions.get(i).cloned()).ok_or(InternalLogError::NotLeader)?;
+        let timestamp_ms = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
+        let simple: Vec<SimpleRecord> = records.into_iter().map(|(key, value)| SimpleRecord { key: Some(key), value, timestamp_ms }).collect();
+        let batch = build_batch(&simple);
+        let min_insync_replicas = meta.min_insync_replicas(&self.config);
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let info = log.append_as_leader(&batch, durable.then_some(min_insync_replicas)).map_err(|error| {
+            tracing::debug!(partition, %error, "{topic} append refused");
+            match error {
+                super::PartitionError::Replication(crate::replication::ReplicationError::NotLeaderOrFollower) => InternalLogError::NotLeader,
+                _ => InternalLogError::Unavailable,
+            }
+        })?;
+        self.appended.notify_waiters();
+        let mut wait = None;
+        if durable && log.is_replicated() {
+            let (request_id, receiver) = self.replication.register_produce();
+            let deadline_ms = self.now_ms().saturating_add(self.config.controller_request_timeout_ms.max(5_000));
+            match log.wait_for_replication(request_id, info.last_offset + 1, min_insync_replicas, deadline_ms) {
+                Ok(()) => wait = Some(receiver),
+                Err(_) => {
+                    self.replication.forget_produce(request_id);
+                    return Err(InternalLogError::Unavailable);
+                }
+            }
+        }
+        let effects = log.take_effects();
+        drop(log);
+        self.dispatch_effects(topic, partition, effects);
+        Ok(wait)
+    }
+
+    /// Waits for a durable append (see [`Broker::append_internal_records`]).
+    pub(crate) async fn await_internal_replication(wait: ReplicationWait) -> Result<(), InternalLogError> {
+        let Some(receiver) = wait else { return Ok(()) };
+        match receiver.await {
+            Ok(Ok(())) => Ok(()),
+            // Not replicated in time, or this broker stopped leading: the
+            // append's fate is unknown.
+            Ok(Err(_)) | Err(_) => Err(InternalLogError::Unavailable),
+        }
+    }
+}
