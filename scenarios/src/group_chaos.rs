@@ -182,7 +182,7 @@ pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String>
         let node = cluster.add_client(process as usize);
         let (bootstrap, history, stop, clients) = (bootstrap.clone(), history.clone(), producers_stop.clone(), setup.client.clone());
         let seed = setup.seed;
-        producers.push(node.spawn(async move { producer_process(process, seed, bootstrap, clients, history, stop).await }));
+        producers.push(node.spawn(async move { producer_process(process, seed, bootstrap, clients, crate::single_node_crash::topic_partitions(), history, stop).await }));
     }
     let mut members = Vec::new();
     for (process, faults) in by_member(&members_of(&setup)) {

@@ -26,6 +26,8 @@ pub mod run;
 pub mod shrink;
 #[cfg(madsim)]
 mod single_node_crash;
+#[cfg(madsim)]
+mod txn_chaos;
 
 /// A scenario's name and what it shows.
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +64,18 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     },
     ScenarioInfo {
         name: "group-chaos",
-        description: "a consumer group of 3 members polls, processes and commits a replicated topic while members crash,                       pause past their session and leave, and brokers (so the group coordinator) and controllers fail;                       every acknowledged record must be consumed, no committed offset may go back, no partition may have                       two owners in one generation",
+        description: "a consumer group of 3 members polls, processes and commits a replicated topic while members crash, \
+                      pause past their session and leave, and brokers (so the group coordinator) and controllers fail; \
+                      every acknowledged record must be consumed, no committed offset may go back, no partition may have \
+                      two owners in one generation",
+    },
+    ScenarioInfo {
+        name: "txn-chaos",
+        description: "transactional producers commit and abort transactions across 4 partitions of 2 topics, a \
+                      consume-transform-produce job forwards a topic with its offsets inside each transaction and is \
+                      replaced while frozen (a zombie), and read_committed consumers read, while brokers (so transaction \
+                      and group coordinators) and controllers fail; no duplicate, lost write, aborted read, torn \
+                      transaction or double-forwarded input",
     },
 ];
 

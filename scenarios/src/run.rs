@@ -194,6 +194,7 @@ pub fn nemesis_config(scenario: &str, setup: &Setup) -> Option<NemesisConfig> {
         "controller-chaos" => Some(crate::controller_chaos::nemesis_config(setup.quorum.controllers)),
         "replication-chaos" => Some(crate::replication_chaos::nemesis_config(setup)),
         "group-chaos" => Some(crate::group_chaos::nemesis_config(setup)),
+        "txn-chaos" => Some(crate::txn_chaos::nemesis_config(setup)),
         _ => None,
     }
 }
@@ -234,7 +235,7 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         // brokers' faults move partition leaders within a run.
         quorum.metadata.broker_session_timeout_ms = 2_000;
     }
-    if options.scenario == "replication-chaos" || options.scenario == "group-chaos" {
+    if ["replication-chaos", "group-chaos", "txn-chaos"].contains(&options.scenario.as_str()) {
         // As in controller-chaos, a silent broker is fenced (and leaves
         // every ISR) after 2 s.
         quorum.metadata.broker_session_timeout_ms = 2_000;
@@ -246,9 +247,16 @@ pub fn setup(options: &RunOptions) -> Result<Setup, RunError> {
         broker.replica_lag_time_max_ms = 5_000;
         broker.replica_fetch_backoff_ms = 200;
     }
-    if options.scenario == "group-chaos" {
+    if options.scenario == "group-chaos" || options.scenario == "txn-chaos" {
         // Three `__consumer_offsets` partitions, replicated on every broker.
         broker.offsets_topic_num_partitions = 3;
+    }
+    if options.scenario == "txn-chaos" {
+        // Three `__transaction_state` partitions, replicated on every broker.
+        broker.transaction_state_log_num_partitions = 3;
+        // Kafka's producer at its defaults: idempotent, retrying every failure.
+        client.enable_idempotence = true;
+        client.retry_ambiguous = true;
     }
     if options.scenario == "controller-leader-kill" {
         // One entry per AppendEntries: a new leader then copies an old
@@ -363,6 +371,7 @@ pub fn run_seed(options: &RunOptions) -> Result<RunOutcome, RunError> {
                 "controller-leader-kill" => crate::controller_chaos::run(setup, recorder, Faults::LeaderKill).await,
                 "replication-chaos" => crate::replication_chaos::run(setup, recorder).await,
                 "group-chaos" => crate::group_chaos::run(setup, recorder).await,
+                "txn-chaos" => crate::txn_chaos::run(setup, recorder).await,
                 other => Err(format!("scenario {other} has no runner")),
             }
         })
@@ -478,6 +487,7 @@ pub fn schedule(options: &RunOptions) -> Result<String, RunError> {
         "controller-leader-kill" => Ok(crate::controller_chaos::schedule(&setup, Faults::LeaderKill)),
         "replication-chaos" => Ok(crate::replication_chaos::schedule(&setup)),
         "group-chaos" => Ok(crate::group_chaos::schedule(&setup)),
+        "txn-chaos" => Ok(crate::txn_chaos::schedule(&setup)),
         other => Err(RunError::UnknownScenario(other.to_string())),
     }
 }

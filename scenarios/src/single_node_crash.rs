@@ -54,9 +54,6 @@ pub fn nemesis_config() -> NemesisConfig {
     }
 }
 
-fn key(partition: i32) -> String {
-    format!("{TOPIC}-{partition}")
-}
 
 /// Runs the scenario in the current simulation; returns the final trace hash.
 pub async fn run(setup: Setup, history: Recorder) -> Result<ScenarioRun, String> {
@@ -134,12 +131,12 @@ pub(crate) async fn run_log_workload(
         let node = cluster.add_client(process as usize);
         let (bootstrap, history, stop, clients) = (bootstrap.clone(), history.clone(), producers_stop.clone(), setup.client.clone());
         let seed = setup.seed;
-        producer_handles.push(node.spawn(async move { producer_process(process, seed, bootstrap, clients, history, stop).await }));
+        producer_handles.push(node.spawn(async move { producer_process(process, seed, bootstrap, clients, topic_partitions(), history, stop).await }));
     }
     for process in PRODUCERS..PRODUCERS + CONSUMERS {
         let node = cluster.add_client(process as usize);
         let (bootstrap, history, drain, clients) = (bootstrap.clone(), history.clone(), drain.clone(), setup.client.clone());
-        consumer_handles.push(node.spawn(async move { consumer_process(process, bootstrap, clients, history, drain, drain_quiet_ms).await }));
+        consumer_handles.push(node.spawn(async move { consumer_process(process, bootstrap, clients, topic_partitions(), history, drain, drain_quiet_ms).await }));
     }
 
     crate::nemesis_runner::run_plan(cluster, plan, history).await;
@@ -172,11 +169,24 @@ pub(crate) async fn run_log_workload(
     Ok(())
 }
 
+/// The topic-partitions of the log workload's topic `t`.
+pub(crate) fn topic_partitions() -> Vec<TopicPartition> {
+    (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p)).collect()
+}
+
+/// A partition's key in the history (`"t-0"`).
+pub(crate) fn history_key(tp: &TopicPartition) -> String {
+    format!("{}-{}", tp.topic, tp.partition)
+}
+
+/// A producer of unique integers (`process * 1_000_000` on), each sent
+/// alone to a partition of `partitions` the seed picks, until `stop`.
 pub(crate) async fn producer_process(
     process: u64,
     seed: u64,
     bootstrap: String,
     clients: ClientSettings,
+    partitions: Vec<TopicPartition>,
     history: Recorder,
     stop: Arc<AtomicBool>,
 ) {
@@ -197,13 +207,12 @@ pub(crate) async fn producer_process(
     let mut producer = Producer::new(config, Box::new(move || broker::clock::Clock::now_ms(&clock)));
     let mut next_value = process * 1_000_000;
     while !stop.load(Ordering::SeqCst) {
-        let partition = rng.gen_range(0..PARTITIONS);
+        let tp = &partitions[rng.gen_range(0..partitions.len())];
         let value = next_value;
         next_value += 1;
-        let key = key(partition);
+        let key = history_key(tp);
         history.invoke(process, "send", json!([["send", key, value]]));
-        let tp = TopicPartition::new(TOPIC, partition);
-        match producer.send(&tp, None, Some(Bytes::from(value.to_string()))).await {
+        match producer.send(tp, None, Some(Bytes::from(value.to_string()))).await {
             Ok(outcome) => history.complete(process, "ok", "send", json!([["send", key, [outcome.base_offset, value]]])),
             Err(error) if error.definite => history.complete(process, "fail", "send", json!([["send", key, value]])),
             Err(_) => history.complete(process, "info", "send", json!([["send", key, value]])),
@@ -212,10 +221,14 @@ pub(crate) async fn producer_process(
     }
 }
 
-async fn consumer_process(
+/// A consumer of `partitions` (at the consumer's default isolation level,
+/// read_committed) that polls until `drain` is set and it then has caught
+/// up with every partition for `quiet_ms`.
+pub(crate) async fn consumer_process(
     process: u64,
     bootstrap: String,
     clients: ClientSettings,
+    partitions: Vec<TopicPartition>,
     history: Recorder,
     drain: Arc<AtomicBool>,
     quiet_ms: u64,
@@ -228,8 +241,7 @@ async fn consumer_process(
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::new(config);
-    let partitions: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p)).collect();
-    let keys: Vec<String> = (0..PARTITIONS).map(key).collect();
+    let keys: Vec<String> = partitions.iter().map(history_key).collect();
     history.invoke(process, "assign", json!(keys));
     consumer.assign(&partitions);
     history.complete(process, "ok", "assign", json!(keys));
@@ -267,7 +279,7 @@ async fn consumer_process(
                     let Some(value) = value else {
                         return Err(format!("consumer {process} read an undecodable value at {}@{}", record.tp, record.offset));
                     };
-                    read.entry(key(record.tp.partition)).or_default().push(json!([record.offset, value]));
+                    read.entry(history_key(&record.tp)).or_default().push(json!([record.offset, value]));
                 }
                 history.complete(process, "ok", "poll", json!([["poll", read]]));
                 if draining {

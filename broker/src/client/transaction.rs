@@ -153,6 +153,11 @@ impl TransactionalProducer {
         self.producer
     }
 
+    /// The cluster view (for topic creation and metadata).
+    pub fn cluster(&mut self) -> &mut super::Cluster {
+        self.sender.cluster()
+    }
+
     /// Whether the current transaction can only be aborted.
     pub fn must_abort(&self) -> bool {
         self.phase == Phase::Abortable

@@ -1,0 +1,42 @@
+//! The txn-chaos scenario: transactions across partitions and topics stay
+//! atomic, read_committed consumers never read an aborted record, and a
+//! consume-transform-produce job forwards each input exactly once through
+//! its own zombie handovers, while brokers (so transaction coordinators,
+//! group coordinators and partition leaders) and controllers fail; each
+//! teaching knob breaks one guarantee in some seed of a bounded set, and
+//! the checker names it.
+#![cfg(madsim)]
+
+const SCENARIO: &str = "txn-chaos";
+
+#[test]
+fn transactions_stay_atomic_and_exactly_once_over_100_seeds() {
+    dlog_tests::assert_every_seed_valid(SCENARIO, 1..=100, &[], |seed, outcome| {
+        let stats = &outcome.report.stats;
+        let count = |name: &str| stats.get(name).and_then(|n| n.as_u64()).unwrap_or(0);
+        assert!(count("txn_ok") > 0, "seed {seed}: no transaction committed: {stats:?}");
+        assert!(count("txn_fail") > 0, "seed {seed}: no transaction aborted: {stats:?}");
+    });
+}
+
+fn first_seed_showing(seeds: std::ops::RangeInclusive<u64>, config: &[&str], anomalies: &[&str]) -> u64 {
+    dlog_tests::first_seed_showing(SCENARIO, seeds, config, anomalies)
+}
+
+#[test]
+fn read_committed_without_the_aborted_index_reads_aborted_records() {
+    let seed = first_seed_showing(1..=10, &["transaction.aborted.index.enable=false"], &["G1a"]);
+    println!("transaction.aborted.index.enable=false: seed {seed}");
+}
+
+#[test]
+fn without_zombie_fencing_a_frozen_job_forwards_its_input_twice() {
+    let seed = first_seed_showing(1..=30, &["transaction.fence.zombies=false"], &["duplicate-consume", "duplicate", "inconsistent-offsets"]);
+    println!("transaction.fence.zombies=false: seed {seed}");
+}
+
+#[test]
+fn ambiguous_retries_without_idempotence_duplicate_records() {
+    let seed = first_seed_showing(1..=30, &["client.enable.idempotence=false"], &["duplicate"]);
+    println!("client.enable.idempotence=false: seed {seed}");
+}
