@@ -271,6 +271,14 @@ impl Partition {
         Ok(self.producer_state()?.aborted_overlapping(fetch_offset, upper_offset))
     }
 
+    /// For compaction: the last stable offset and every aborted
+    /// transaction as `(producer_id, first_offset, marker_offset)`.
+    pub(crate) fn compaction_bounds(&mut self) -> Result<(Offset, Vec<(i64, i64, i64)>), StorageError> {
+        let last_stable = self.last_stable_offset()?;
+        let state = self.producer_state()?;
+        Ok((last_stable, state.aborted().map(|a| (a.producer_id, a.first_offset, a.last_offset)).collect()))
+    }
+
     /// Offsets below this are committed: consumers may read them.
     pub fn high_watermark(&self) -> Offset {
         match &self.role {
