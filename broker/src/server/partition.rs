@@ -25,8 +25,10 @@
 //!   headers when first needed after the partition opens, and again after
 //!   any truncation, storage error or compaction; followers apply what they
 //!   replicate, so a new leader after failover recognises retries. (It is
-//!   built on first need rather than at open so that a broker whose
-//!   producers are not idempotent never reads its logs' headers for it.)
+//!   built on first need rather than at open: the first idempotent
+//!   produce, marker or consumer fetch, since every fetch answer carries
+//!   the last stable offset. A partition nobody reads or writes is never
+//!   scanned.)
 //! - transactions: the producer state also tracks each producer's open
 //!   transaction and the aborted ones, from the transactional batches and
 //!   the end-transaction markers in the log. A leader appends a marker for
