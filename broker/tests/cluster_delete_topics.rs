@@ -5,7 +5,9 @@
 //! Produce and Fetch answer UNKNOWN_TOPIC_OR_PARTITION, and a topic created
 //! again under the same name (a new topic id) serves none of the old
 //! incarnation's records, although the broker opens partition logs lazily
-//! from directories named after the topic.
+//! from directories named after the topic. Also WriteTxnMarkers in
+//! cluster mode, where a marker is answered once the high watermark passed
+//! it (the partition leads replicated data, as for acks=all).
 //!
 //! Run: `cargo test -p dlog-broker --test cluster_delete_topics`. Plain
 //! build only: it needs real TCP, real time and a multi-threaded runtime
@@ -321,4 +323,47 @@ async fn create_partitions_through_the_quorum_adds_a_partition_that_takes_record
     assert_eq!(metadata.topics[0].partitions.len(), 2);
     assert_eq!(common::produce(&cluster.broker, "g", 1, b"second").await, (0, 0), "the new partition takes records");
     assert_eq!(values(&cluster.fetch("g", 0).await), ["first"], "the old one keeps its records");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marker_in_cluster_mode_is_answered_once_committed_and_moves_the_lso() {
+    use broker::storage::{build_batch, set_producer, SimpleRecord};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, ProducerId, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+
+    let cluster = Cluster::start("cluster-txn-marker").await;
+    assert_eq!(cluster.create("tx", 1).await, 0);
+    assert_eq!(cluster.listed().await, ["tx"], "and the broker's view is fresh");
+    let mut batch = build_batch(&[SimpleRecord { key: None, value: Some(b"t1".to_vec()), timestamp_ms: 1_000 }]);
+    batch[21..23].copy_from_slice(&(1i16 << 4).to_be_bytes());
+    set_producer(&mut batch, 11, 0, 0);
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(name("tx"))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch.into()))])]);
+    let produced: ProduceResponse = call(&cluster.broker, ApiKey::Produce, 9, &request).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let read_committed = |offset: i64| {
+        FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_bytes(1 << 20).with_isolation_level(1).with_topics(vec![FetchTopic::default()
+            .with_topic(name("tx"))
+            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)])])
+    };
+    let open: FetchResponse = call(&cluster.broker, ApiKey::Fetch, 11, &read_committed(0)).await;
+    assert_eq!((open.responses[0].partitions[0].high_watermark, open.responses[0].partitions[0].last_stable_offset), (1, 0));
+
+    let marker = WritableTxnMarker::default()
+        .with_producer_id(ProducerId(11))
+        .with_producer_epoch(0)
+        .with_transaction_result(false)
+        .with_coordinator_epoch(3)
+        .with_topics(vec![WritableTxnMarkerTopic::default().with_name(name("tx")).with_partition_indexes(vec![0])]);
+    let written: WriteTxnMarkersResponse = call(&cluster.broker, ApiKey::WriteTxnMarkers, 1, &WriteTxnMarkersRequest::default().with_markers(vec![marker])).await;
+    assert_eq!(written.markers[0].topics[0].partitions[0].error_code, 0);
+    // Answered: the marker is below the high watermark, and decided.
+    let ended: FetchResponse = call(&cluster.broker, ApiKey::Fetch, 11, &read_committed(0)).await;
+    let p = &ended.responses[0].partitions[0];
+    assert_eq!((p.high_watermark, p.last_stable_offset), (2, 2));
+    let aborted: Vec<(i64, i64)> = p.aborted_transactions.iter().flatten().map(|a| (a.producer_id.0, a.first_offset)).collect();
+    assert_eq!(aborted, vec![(11, 0)]);
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use broker::clock::ManualClock;
 use broker::disk::RealDisk;
-use broker::storage::{build_batch, BatchHeader, CleanupPolicy, FlushPolicy, LogConfig, PartitionLog, SimpleRecord, StorageError};
+use broker::storage::{build_batch, build_control_batch, parse_records, set_producer, BatchHeader, CleanupPolicy, FlushPolicy, LogConfig, PartitionLog, SimpleRecord, StorageError};
 
 struct TempDir(PathBuf);
 impl TempDir {
@@ -265,4 +265,39 @@ fn compressed_batches_are_stored_opaquely_but_rejected_on_compacted_topics() {
     let d2 = TempDir::new("compressed-compact");
     let mut c = open(&d2, LogConfig { cleanup_policy: CleanupPolicy::Compact, ..LogConfig::default() });
     assert!(matches!(c.append(&b), Err(StorageError::InvalidRecord { .. })));
+}
+
+/// An aborted transaction's record must not supersede the committed value
+/// of its key (a read_committed consumer would then find neither), and is
+/// itself dropped; the markers stay.
+#[test]
+fn compaction_drops_aborted_records_and_never_lets_them_supersede() {
+    let d = TempDir::new("compact-aborted");
+    let mut log = open(&d, LogConfig { cleanup_policy: CleanupPolicy::Compact, min_cleanable_dirty_ratio: 0.0, ..LogConfig::default() });
+    let keyed = |key: &str, value: &str| SimpleRecord { key: Some(key.as_bytes().to_vec()), value: Some(value.as_bytes().to_vec()), timestamp_ms: 1 };
+    log.append(&build_batch(&[keyed("k", "committed")])).unwrap();
+    let mut aborted = build_batch(&[keyed("k", "aborted"), keyed("only-aborted", "x")]);
+    aborted[21..23].copy_from_slice(&(1i16 << 4).to_be_bytes());
+    set_producer(&mut aborted, 7, 0, 0);
+    assert_eq!(log.append(&aborted).unwrap().base_offset, 1);
+    assert_eq!(log.append(&build_control_batch(7, 0, false, 0, 1)).unwrap().base_offset, 3);
+    log.roll().unwrap();
+    log.append(&build_batch(&[keyed("other", "y")])).unwrap();
+    log.set_aborted_ranges([(7, 1, 3)]);
+    log.compact().unwrap();
+    let read = log.read(0, 1 << 20).unwrap();
+    let mut values = Vec::new();
+    let mut pos = 0;
+    while pos < read.records.len() {
+        let h = BatchHeader::parse(&read.records[pos..]).unwrap();
+        let bytes = &read.records[pos..pos + h.size_bytes() as usize];
+        if h.is_control() {
+            values.push("marker".to_string());
+        } else {
+            values.extend(parse_records(bytes).unwrap().iter().map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap()));
+        }
+        pos += h.size_bytes() as usize;
+    }
+    // (A read stops at the segment end: the active segment is not read here.)
+    assert_eq!(values, vec!["committed", "marker"]);
 }

@@ -44,7 +44,8 @@
 //!   (One exception: a log start moved into the middle of a transaction
 //!   leaves the live state with the transaction's first offset below the
 //!   log start, where a rebuild starts it at its first batch still in the
-//!   log. The last stable offset never goes below the log start either way.)
+//!   log. The partition never reports a last stable offset below the log
+//!   start either way.)
 //!   When the log start moves forward (retention, DeleteRecords), call
 //!   [`ProducerStateManager::truncate_head`]. Expiration ([`tick`]) uses the
 //!   batches' own `maxTimestamp`, as Kafka's `lastTimestamp` does, so it too
@@ -120,8 +121,9 @@
 //!
 //! The `.txnindex` files (see above), transaction timeouts (the
 //! coordinator's), KIP-890 verification of a transactional batch against
-//! the coordinator, snapshots (recovery folds over every batch header of the log, so opening
-//! a long log reads all its headers once), and the check on an
+//! the coordinator, snapshots (recovery folds over every batch header of
+//! the log, so opening a long log reads all its headers once), and the
+//! check on an
 //! `InitProducerId` epoch bump of an existing id (a non-transactional
 //! `InitProducerId` always gets a fresh id, as in Kafka).
 

@@ -465,10 +465,23 @@ impl Broker {
             for partition in &topic.partitions {
                 let mut partition = partition.lock().unwrap_or_else(|e| e.into_inner());
                 // Only committed records may be compacted: a follower may
-                // still truncate above the high watermark.
-                let high_watermark = partition.high_watermark();
+                // still truncate above the high watermark. And only decided
+                // ones: an open transaction may still abort.
+                let mut max_compactable = partition.high_watermark();
+                if partition.log.config().cleanup_policy.compacts() {
+                    match partition.compaction_bounds() {
+                        Ok((last_stable, aborted)) => {
+                            max_compactable = max_compactable.min(last_stable);
+                            partition.log.set_aborted_ranges(aborted);
+                        }
+                        Err(error) => {
+                            tracing::warn!(topic = %topic.name, %error, "producer state unavailable; compaction skipped");
+                            max_compactable = partition.log.log_start_offset();
+                        }
+                    }
+                }
                 let log = &mut partition.log;
-                log.set_max_compactable_offset(high_watermark);
+                log.set_max_compactable_offset(max_compactable);
                 match log.enforce_retention() {
                     Ok(outcome) if outcome.deleted_segments > 0 => partition.on_log_start_advanced(),
                     Ok(_) => {}

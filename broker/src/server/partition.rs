@@ -25,8 +25,10 @@
 //!   headers when first needed after the partition opens, and again after
 //!   any truncation, storage error or compaction; followers apply what they
 //!   replicate, so a new leader after failover recognises retries. (It is
-//!   built on first need rather than at open so that a broker whose
-//!   producers are not idempotent never reads its logs' headers for it.)
+//!   built on first need rather than at open: the first idempotent
+//!   produce, marker or consumer fetch, since every fetch answer carries
+//!   the last stable offset. A partition nobody reads or writes is never
+//!   scanned.)
 //! - transactions: the producer state also tracks each producer's open
 //!   transaction and the aborted ones, from the transactional batches and
 //!   the end-transaction markers in the log. A leader appends a marker for
@@ -269,6 +271,14 @@ impl Partition {
     /// `[fetch_offset, upper_offset)` reports.
     pub fn aborted_transactions(&mut self, fetch_offset: Offset, upper_offset: Offset) -> Result<Vec<AbortedTxn>, StorageError> {
         Ok(self.producer_state()?.aborted_overlapping(fetch_offset, upper_offset))
+    }
+
+    /// For compaction: the last stable offset and every aborted
+    /// transaction as `(producer_id, first_offset, marker_offset)`.
+    pub(crate) fn compaction_bounds(&mut self) -> Result<(Offset, Vec<(i64, i64, i64)>), StorageError> {
+        let last_stable = self.last_stable_offset()?;
+        let state = self.producer_state()?;
+        Ok((last_stable, state.aborted().map(|a| (a.producer_id, a.first_offset, a.last_offset)).collect()))
     }
 
     /// Offsets below this are committed: consumers may read them.
@@ -713,5 +723,76 @@ impl Partition {
             };
         }
         local_log(&self.log, 0).epoch_cache().end_offset_for(epoch, self.log.log_end_offset())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A follower applies the transactional batches and markers it
+    //! replicates, so after a failover the new leader has the same open
+    //! transactions, aborted list and coordinator epochs.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::disk::RealDisk;
+    use crate::storage::{build_batch, set_producer, LogConfig, SimpleRecord};
+
+    fn open(dir: &std::path::Path) -> Partition {
+        let _ = std::fs::remove_dir_all(dir);
+        let log = PartitionLog::open(Arc::new(RealDisk), ManualClock::new(1_000), dir.to_path_buf(), LogConfig::default()).unwrap();
+        Partition::cluster(log)
+    }
+
+    fn state(leader: ReplicaId, leader_epoch: u32) -> PartitionState {
+        PartitionState { replicas: vec![1, 2], isr: vec![1, 2], leader: Some(leader), leader_epoch, partition_epoch: leader_epoch, elr: vec![] }
+    }
+
+    fn txn_batch(pid: i64, first_seq: i32, value: &str) -> Vec<u8> {
+        let mut batch = build_batch(&[SimpleRecord { key: None, value: Some(value.as_bytes().to_vec()), timestamp_ms: 1_000 }]);
+        batch[21..23].copy_from_slice(&(1i16 << 4).to_be_bytes());
+        set_producer(&mut batch, pid, 0, first_seq);
+        batch
+    }
+
+    /// One follower fetch round: the follower asks, the leader answers
+    /// with its log from the fetch offset.
+    fn replicate(leader: &mut Partition, follower: &mut Partition, leader_epoch: LeaderEpoch) {
+        let fetch = follower.follower_fetch(leader_epoch).expect("following");
+        let FetchAnswer::Records { high_watermark, .. } = leader.on_follower_fetch(&fetch, 1_000).unwrap() else { panic!("no divergence here") };
+        let records = leader.log.read(fetch.fetch_offset, 1 << 20).unwrap().records;
+        assert!(follower.on_leader_response(leader_epoch, fetch.fetch_offset, high_watermark, None, &records).unwrap());
+    }
+
+    #[test]
+    fn a_follower_applies_replicated_markers_and_keeps_them_after_failover() {
+        let root = std::env::temp_dir().join(format!("dlog-partition-txn-{}", std::process::id()));
+        let (mut leader, mut follower) = (open(&root.join("leader")), open(&root.join("follower")));
+        let config = ReplicationConfig::default();
+        let mut effects = Vec::new();
+        leader.apply_metadata(&config, 1, &state(1, 1), 1_000, &mut effects).unwrap();
+        follower.apply_metadata(&config, 2, &state(1, 1), 1_000, &mut effects).unwrap();
+        leader.append_as_leader(&txn_batch(7, 0, "aborted"), None).unwrap();
+        leader.append_as_leader(&txn_batch(8, 0, "open"), None).unwrap();
+        leader.append_marker_as_leader(7, 0, false, 4, None).unwrap();
+        replicate(&mut leader, &mut follower, 1);
+        replicate(&mut leader, &mut follower, 1);
+        assert_eq!(follower.log.log_end_offset(), 3);
+        assert_eq!(leader.last_stable_offset().unwrap(), 1, "producer 8's transaction holds it");
+
+        // The follower takes over.
+        follower.apply_metadata(&config, 2, &state(2, 2), 1_000, &mut effects).unwrap();
+        assert!(follower.is_leader());
+        assert_eq!(follower.last_stable_offset().unwrap(), 1);
+        let aborted = follower.aborted_transactions(0, 3).unwrap();
+        assert_eq!(aborted, vec![AbortedTxn { producer_id: 7, first_offset: 0, last_offset: 2, last_stable_offset: 1 }]);
+        assert!(matches!(
+            follower.append_marker_as_leader(7, 0, true, 3, None),
+            Err(PartitionError::ProducerState(ProducerStateError::TransactionCoordinatorFenced { .. }))
+        ));
+        follower.append_marker_as_leader(8, 0, true, 4, None).unwrap();
+        assert_eq!(follower.last_stable_offset().unwrap(), follower.high_watermark().min(4));
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -8,7 +8,13 @@
 //! that is not yet sealed, hence synced). With
 //! [`PartitionLog::set_max_compactable_offset`] (the high watermark) only
 //! segments wholly below it are used, so a follower truncation can never
-//! remove the record that superseded a cleaned one. Offsets are preserved: cleaned
+//! remove the record that superseded a cleaned one (the broker passes the
+//! last stable offset when it is lower, so no open transaction is cleaned).
+//! Records of aborted transactions ([`PartitionLog::set_aborted_ranges`])
+//! never enter the key map, so they never supersede a committed record,
+//! and are dropped by the pass like any superseded record (Kafka's cleaner
+//! discards them the same way); end-transaction markers are kept.
+//! Offsets are preserved: cleaned
 //! batches keep their baseOffset and lastOffsetDelta and simply hold fewer
 //! records (gaps), and get a fresh CRC.
 //!
@@ -65,6 +71,23 @@ impl PartitionLog {
     /// the same key. Default: no limit beyond the active segment.
     pub fn set_max_compactable_offset(&mut self, offset: i64) {
         self.max_compactable_offset = offset;
+    }
+
+    /// Sets the aborted transactions, as `(producer_id, first_offset,
+    /// marker_offset)`, whose records compaction drops.
+    pub fn set_aborted_ranges(&mut self, aborted: impl IntoIterator<Item = (i64, i64, i64)>) {
+        self.aborted_ranges.clear();
+        for (producer_id, first_offset, last_offset) in aborted {
+            debug_assert!(first_offset <= last_offset);
+            self.aborted_ranges.entry(producer_id).or_default().push((first_offset, last_offset));
+        }
+    }
+
+    /// Whether `h` is a data batch of an aborted transaction.
+    fn is_aborted(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.aborted_ranges.get(&h.producer_id).is_some_and(|ranges| ranges.iter().any(|&(first, last)| first <= h.base_offset && h.base_offset < last))
     }
 
     /// The segments compaction may read and rewrite: sealed (not active)
@@ -128,7 +151,7 @@ impl PartitionLog {
             let bytes = self.read_segment_bytes(base)?;
             let path = self.dir.join(segment::file_name(base, LOG_EXT));
             for (pos, h) in self.checked_batches(&bytes, &path)? {
-                if h.compression() != 0 || h.is_control() {
+                if h.compression() != 0 || h.is_control() || self.is_aborted(&h) {
                     continue;
                 }
                 let recs = batch::parse_records(&bytes[pos..pos + h.size_bytes() as usize])

@@ -125,6 +125,10 @@ pub struct PartitionLog {
     pub(crate) first_dirty_offset: i64,
     /// Compaction: only segments wholly below this are cleaned.
     pub(crate) max_compactable_offset: i64,
+    /// Aborted transactions' data batches, per producer id as
+    /// `(first_offset, marker_offset)`: compaction drops them instead of
+    /// letting them supersede committed records.
+    pub(crate) aborted_ranges: BTreeMap<i64, Vec<(i64, i64)>>,
     /// Compaction: earliest delete horizon stamped on a cleaned batch.
     pub(crate) min_delete_horizon_ms: Option<i64>,
     pub(crate) recovery: RecoveryReport,
@@ -173,6 +177,7 @@ impl PartitionLog {
             epochs: Vec::new(),
             first_dirty_offset: 0,
             max_compactable_offset: i64::MAX,
+            aborted_ranges: BTreeMap::new(),
             min_delete_horizon_ms: None,
             recovery: RecoveryReport::default(),
         };

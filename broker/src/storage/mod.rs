@@ -40,6 +40,11 @@
 //! | `*.tmp`, `*.log.cleaned`            | incomplete; deleted at open               |
 //! | `*.log.swap`                        | complete compaction output; swapped in at open |
 //!
+//! There is no `.txnindex` (Kafka's per-segment aborted-transaction index):
+//! the aborted transactions are derived from the end-transaction markers in
+//! the segments when the producer state is rebuilt (`crate::producer_state`),
+//! which recovery does anyway in the absence of producer-state snapshots.
+//!
 //! `<base:020>` is the segment's first offset, zero-padded to 20 digits
 //! (Kafka style: `00000000000000000000.log`). All integers are big-endian.
 //! All checksums are CRC-32C (Castagnoli).
