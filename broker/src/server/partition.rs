@@ -264,15 +264,7 @@ impl Partition {
     /// (acks=all) the committed ISR must be at least that large first
     /// (NOT_ENOUGH_REPLICAS, nothing appended).
     pub(crate) fn append_as_leader(&mut self, records: &[u8], min_insync_replicas: Option<usize>) -> Result<AppendInfo, PartitionError> {
-        match &self.role {
-            Role::Standalone => {}
-            Role::Leader(leader) => {
-                if let Some(min) = min_insync_replicas {
-                    leader.check_enough_replicas(min)?;
-                }
-            }
-            Role::Follower(_) | Role::Offline { .. } => return Err(ReplicationError::NotLeaderOrFollower.into()),
-        }
+        self.check_leader_append(min_insync_replicas)?;
         let idempotent = self.check_idempotent(records)?;
         if let Some((header, AppendCheck::Duplicate { base_offset, last_offset })) = idempotent {
             crate::mark!("producer_state.duplicate_answered");
@@ -284,6 +276,31 @@ impl Partition {
             self.record_idempotent_append(&header, &info);
         }
         Ok(info)
+    }
+
+    /// Appends a batch the group coordinator wrote (Kafka's
+    /// `AppendOrigin.COORDINATOR`): a transactional batch of offsets whose
+    /// producer fields name the transaction, not a producer's sequence
+    /// (`baseSequence` -1), so no sequence check applies; the coordinator
+    /// checks the producer epoch itself.
+    pub(crate) fn append_as_coordinator(&mut self, records: &[u8], min_insync_replicas: Option<usize>) -> Result<AppendInfo, PartitionError> {
+        self.check_leader_append(min_insync_replicas)?;
+        self.append_checked(records)
+    }
+
+    /// A leader's append may go ahead: this replica leads, and with
+    /// `min_insync_replicas` (acks=all) the committed ISR is large enough.
+    fn check_leader_append(&self, min_insync_replicas: Option<usize>) -> Result<(), PartitionError> {
+        match &self.role {
+            Role::Standalone => Ok(()),
+            Role::Leader(leader) => {
+                if let Some(min) = min_insync_replicas {
+                    leader.check_enough_replicas(min)?;
+                }
+                Ok(())
+            }
+            Role::Follower(_) | Role::Offline { .. } => Err(ReplicationError::NotLeaderOrFollower.into()),
+        }
     }
 
     fn append_checked(&mut self, records: &[u8]) -> Result<AppendInfo, PartitionError> {

@@ -152,7 +152,7 @@ mod log;
 mod maintenance;
 mod segment;
 
-pub use batch::{build_batch, crc_ok as batch_crc_ok, parse_records, set_producer, split_batches, BatchHeader, Record, SimpleRecord};
+pub use batch::{build_batch, build_transactional_batch, crc_ok as batch_crc_ok, parse_records, set_producer, split_batches, BatchHeader, Record, SimpleRecord};
 pub use checkpoint::{EpochEntry, CHECKPOINT_VERSION};
 pub use compaction::CompactionOutcome;
 pub use config::{CleanupPolicy, CorruptMiddlePolicy, FlushPolicy, LogConfig, TimestampType};
