@@ -115,6 +115,7 @@ impl KafkaErrorCode for GroupError {
             GroupError::InvalidRequest => E::InvalidRequest.code(),
             GroupError::InvalidRegularExpression => E::InvalidRegularExpression.code(),
             GroupError::UnsupportedVersion => E::UnsupportedVersion.code(),
+            GroupError::InvalidProducerEpoch => E::InvalidProducerEpoch.code(),
             GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge.code(),
         }
     }

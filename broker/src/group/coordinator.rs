@@ -10,6 +10,8 @@ use super::consumer_protocol::{ConsumerGroupDescription, ConsumerGroups, Consume
 use super::records::{GroupMetadataValue, MemberRecord, OffsetsRecord};
 use super::types::*;
 
+mod txn_offsets;
+
 /// The `__consumer_offsets` partition of a group, as Kafka chooses it:
 /// Java's `String.hashCode` of the group id, sign bit cleared, modulo the
 /// partition count. Clients never compute it, but an operator reading
@@ -65,6 +67,9 @@ struct Group {
     /// A new group's first join phase does not end before then.
     initial_delay_until_ms: Option<u64>,
     offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// Transactional offsets not yet resolved by their producer's marker,
+    /// per producer id (see `txn_offsets`).
+    pending_txn_offsets: BTreeMap<i64, BTreeMap<TopicPartition, CommittedOffset>>,
     /// The generation whose record (with the leader's assignment) is being
     /// appended: the group becomes Stable, and members learn their
     /// assignment, only once it is durable ([`GroupCoordinator::generation_stored`]).
@@ -89,6 +94,7 @@ impl Group {
             rebalance_deadline_ms: 0,
             initial_delay_until_ms: None,
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
             pending_store: None,
             state_since_ms: now_ms,
         }
@@ -172,6 +178,9 @@ pub struct GroupCoordinator {
     outputs: Vec<GroupOutput>,
     rng: ChaCha8Rng,
     next_retention_check_ms: u64,
+    /// The newest epoch of each producer id that committed transactional
+    /// offsets, per `__consumer_offsets` partition.
+    txn_producer_epochs: BTreeMap<(i32, i64), i16>,
 }
 
 impl GroupCoordinator {
@@ -188,6 +197,7 @@ impl GroupCoordinator {
             outputs: Vec::new(),
             rng,
             next_retention_check_ms,
+            txn_producer_epochs: BTreeMap::new(),
         }
     }
 
@@ -297,6 +307,7 @@ impl GroupCoordinator {
             return;
         }
         self.consumer.unload(partition);
+        self.txn_producer_epochs.retain(|(p, _), _| *p != partition);
         let ids: Vec<String> = self.groups.iter().filter(|(_, g)| g.partition == partition).map(|(id, _)| id.clone()).collect();
         for id in ids {
             if let Some(group) = self.groups.remove(&id) {
@@ -848,7 +859,8 @@ impl GroupCoordinator {
         let retention = self.config.offsets_retention_ms;
         let mut removed_groups = Vec::new();
         for (id, group) in self.groups.iter_mut() {
-            if group.state != GroupState::Empty || self.owned.get(&group.partition) != Some(&Ownership::Loaded) || self.consumer.has_members(id) {
+            // Pending transactional offsets keep a group: its marker is still to come.
+            if group.state != GroupState::Empty || self.owned.get(&group.partition) != Some(&Ownership::Loaded) || self.consumer.has_members(id) || !group.pending_txn_offsets.is_empty() {
                 continue;
             }
             if now_ms.saturating_sub(group.state_since_ms) < retention {
