@@ -33,6 +33,14 @@
 //!   coordinator that unloads a partition, restarts or fails over forgets
 //!   the members, which get UNKNOWN_MEMBER_ID and rejoin with epoch 0.
 //!   Their commits take the path above and are as durable.
+//! - **Transactions.** TxnOffsetCommit appends its records as a
+//!   transactional batch of the producer (no sequence check: the
+//!   coordinator's own batch) and the core keeps them pending; the
+//!   partition side reports each transaction marker written to a
+//!   `__consumer_offsets` partition through
+//!   [`Broker::groups_txn_marker_written`]. Loading replays both:
+//!   transactional batches become pending offsets, control batches resolve
+//!   them.
 //! - **Time.** A ticker (every 100 ms of the broker's clock, started with
 //!   the coordinator) drives session timeouts (of both protocols), join
 //!   deadlines and offset expiry.
@@ -54,7 +62,11 @@ use crate::group::{GroupCoordinator, GroupError, GroupOutput, JoinResponse, Repl
 use crate::replication::ProduceOutcome;
 use crate::server::topics::TopicMeta;
 use crate::server::Broker;
-use crate::storage::{build_batch, parse_records, split_batches, SimpleRecord};
+use crate::storage::{build_batch, build_transactional_batch, parse_records, split_batches, SimpleRecord};
+
+#[cfg(test)]
+#[path = "groups_txn_tests.rs"]
+mod txn_tests;
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -242,14 +254,25 @@ impl Broker {
                 continue;
             };
             for (position, header) in batches {
+                let bytes = &read.records[position..position + header.size_bytes() as usize];
                 if header.is_control() {
+                    // A transaction marker: resolves its producer's pending offsets.
+                    match parse_records(bytes).ok().and_then(|parsed| parsed.first().and_then(|r| control_type(r.key))) {
+                        Some(commit) => {
+                            core.txn_marker_written(partition, header.producer_id, commit);
+                        }
+                        None => tracing::warn!(partition, offset = header.base_offset, "a {OFFSETS_TOPIC} control batch is no transaction marker; skipped"),
+                    }
                     continue;
                 }
-                let bytes = &read.records[position..position + header.size_bytes() as usize];
                 match parse_records(bytes) {
                     Ok(parsed) => {
                         for record in parsed {
                             match OffsetsRecord::decode(record.key, record.value) {
+                                Ok(Some(decoded)) if header.is_transactional() => {
+                                    core.load_txn_record(partition, header.producer_id, header.producer_epoch, decoded, now_ms);
+                                    records += 1;
+                                }
                                 Ok(Some(decoded)) => {
                                     core.load_record(partition, decoded, now_ms);
                                     records += 1;
@@ -339,6 +362,17 @@ impl Broker {
     /// leader. With `durable`, returns the wait for the high watermark to
     /// pass them (cluster mode).
     pub(crate) fn append_offsets_records(&self, partition: i32, records: &[OffsetsRecord], durable: bool) -> Result<ReplicationWait, GroupError> {
+        self.append_offsets_batch(partition, records, durable, None)
+    }
+
+    /// Appends `records` to `partition` of `__consumer_offsets` as one
+    /// transactional batch of `producer_id` at `producer_epoch`
+    /// (TxnOffsetCommit), durably, as [`Self::append_offsets_records`].
+    pub(crate) fn append_txn_offsets_records(&self, partition: i32, records: &[OffsetsRecord], producer_id: i64, producer_epoch: i16) -> Result<ReplicationWait, GroupError> {
+        self.append_offsets_batch(partition, records, true, Some((producer_id, producer_epoch)))
+    }
+
+    fn append_offsets_batch(&self, partition: i32, records: &[OffsetsRecord], durable: bool, transaction: Option<(i64, i16)>) -> Result<ReplicationWait, GroupError> {
         if records.is_empty() {
             return Ok(None);
         }
@@ -354,10 +388,14 @@ impl Broker {
                 SimpleRecord { key: Some(key), value, timestamp_ms }
             })
             .collect();
-        let batch = build_batch(&simple);
         let min_insync_replicas = self.config.min_insync_replicas;
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-        let info = log.append_as_leader(&batch, durable.then_some(min_insync_replicas)).map_err(|error| {
+        let appended = match transaction {
+            None => log.append_as_leader(&build_batch(&simple), durable.then_some(min_insync_replicas)),
+            // NO_SEQUENCE: the coordinator's own batch, not a producer's.
+            Some((producer_id, producer_epoch)) => log.append_as_coordinator(&build_transactional_batch(producer_id, producer_epoch, -1, &simple), durable.then_some(min_insync_replicas)),
+        };
+        let info = appended.map_err(|error| {
             tracing::debug!(partition, %error, "{OFFSETS_TOPIC} append refused");
             match error {
                 super::PartitionError::Replication(crate::replication::ReplicationError::NotLeaderOrFollower) => GroupError::NotCoordinator,
@@ -394,6 +432,26 @@ impl Broker {
         }
     }
 
+    /// The partition side calls this once a transaction marker of
+    /// `producer_id` is durable on `partition` of `__consumer_offsets`:
+    /// the producer's pending transactional offsets in that partition's
+    /// groups become committed offsets (`commit`) or are dropped. A
+    /// partition not loaded here is left alone (loading it replays the
+    /// marker from the log).
+    // Called by the partition side's marker writes; not on this path yet.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn groups_txn_marker_written(&self, partition: i32, producer_id: i64, commit: bool) {
+        let mut guard = self.groups.core.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(core) = guard.as_mut() else { return };
+        if !core.owns(partition) {
+            return;
+        }
+        let resolved = core.txn_marker_written(partition, producer_id, commit);
+        tracing::debug!(partition, producer_id, commit, groups = resolved.len(), "a transaction marker resolved pending offsets");
+        let outputs = core.take_outputs();
+        self.carry_out(core, outputs);
+    }
+
     /// Starts the coordinator's clock once.
     fn start_group_ticker(&self) {
         if self.groups.ticking.swap(true, Ordering::SeqCst) {
@@ -426,5 +484,20 @@ impl Broker {
         core.tick(now_ms);
         let outputs = core.take_outputs();
         self.carry_out(core, outputs);
+    }
+}
+
+/// The type of a transaction marker from its control record's key
+/// (version int16 = 0, type int16: 0 abort, 1 commit): `Some(commit)`, or
+/// None for another control record.
+fn control_type(key: Option<&[u8]>) -> Option<bool> {
+    let key = key?;
+    if key.len() < 4 || i16::from_be_bytes([key[0], key[1]]) != 0 {
+        return None;
+    }
+    match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
     }
 }

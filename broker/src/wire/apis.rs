@@ -19,7 +19,9 @@
 //! in full) and ConsumerGroupDescribe v1 a member type (honoured).
 //! FindCoordinator v5 adds a transactions error and v6 share groups,
 //! ListGroups v5 group types and DescribeGroups v6 an error message per
-//! group; none of which is implemented yet.
+//! group; none of which is implemented yet. TxnOffsetCommit stops at v3:
+//! v4 and v5 belong to KIP-890's server-side verification, which lives
+//! with the transaction coordinator.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -50,6 +52,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::TxnOffsetCommit, 0, 3),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -68,6 +71,7 @@ mod tests {
         DescribeConfigsRequest, InitProducerIdRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
         DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
         OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+        TxnOffsetCommitRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -100,6 +104,7 @@ mod tests {
             (ApiKey::DeleteGroups, DeleteGroupsRequest::VERSIONS),
             (ApiKey::ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest::VERSIONS),
             (ApiKey::ConsumerGroupDescribe, ConsumerGroupDescribeRequest::VERSIONS),
+            (ApiKey::TxnOffsetCommit, TxnOffsetCommitRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

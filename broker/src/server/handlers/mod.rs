@@ -23,6 +23,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod txn_offset_commit;
 
 use admin::{create_partitions, create_topics, delete_records, delete_topics};
 pub(super) use admin::create_topic;
@@ -140,6 +141,10 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
         }
         Request::ConsumerGroupDescribe(request) => {
             encode(ApiKey::ConsumerGroupDescribe, header, &consumer_groups::consumer_group_describe(broker, header, request))
+        }
+        Request::TxnOffsetCommit(request) => {
+            let response = txn_offset_commit::txn_offset_commit(broker, header, request).await;
+            encode(ApiKey::TxnOffsetCommit, header, &response)
         }
         Request::DeleteGroups(request) => {
             let response = group_admin::delete_groups(broker, request).await;
