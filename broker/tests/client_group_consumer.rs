@@ -220,3 +220,18 @@ async fn offset_reset_earliest_latest_and_none() {
     }
     assert_eq!(out_of_range, Some(vec![tp]), "an out-of-range committed offset is no valid offset under none");
 }
+
+#[tokio::test]
+async fn members_must_share_an_assignor_and_the_group_uses_the_common_one() {
+    let bootstrap = start_broker("client-group-strategy").await;
+    create_topics(&bootstrap, &[("strategy", 2)]).await;
+    let first = poll_all(vec![GroupConsumer::new(config(&bootstrap, "strategy", "rr", &["strategy"], &[Assignor::RoundRobin]))], Duration::from_secs(1)).await;
+    let mut range_only = GroupConsumer::new(config(&bootstrap, "strategy", "range", &["strategy"], &[Assignor::Range]));
+    let error = tokio::time::timeout(PHASE_TIMEOUT, range_only.poll()).await.expect("poll ends").expect_err("no common assignor");
+    assert!(matches!(error, GroupConsumerError::Group(broker::client::GroupClientError::Kafka(23))), "INCONSISTENT_GROUP_PROTOCOL: {error:?}");
+    // Offering both, a new member joins under the one the group can use.
+    let both = GroupConsumer::new(config(&bootstrap, "strategy", "both", &["strategy"], &[Assignor::CooperativeSticky, Assignor::RoundRobin]));
+    let group = poll_all(vec![first.into_iter().next().expect("one"), both], Duration::from_secs(3)).await;
+    assert_split(&group, &all_partitions(&[("strategy", 2)]), "mixed strategies");
+    assert_eq!(group[1].rebalances().last().expect("joined").assignor, Assignor::RoundRobin);
+}
