@@ -69,7 +69,10 @@ struct Group {
     offsets: BTreeMap<TopicPartition, CommittedOffset>,
     /// Transactional offsets not yet resolved by their producer's marker,
     /// per producer id (see `txn_offsets`).
-    pending_txn_offsets: BTreeMap<i64, BTreeMap<TopicPartition, CommittedOffset>>,
+    /// Each with the append sequence of its record.
+    pending_txn_offsets: BTreeMap<i64, BTreeMap<TopicPartition, (CommittedOffset, u64)>>,
+    /// The append sequence of the record behind each committed offset.
+    offset_appended_at: BTreeMap<TopicPartition, u64>,
     /// The generation whose record (with the leader's assignment) is being
     /// appended: the group becomes Stable, and members learn their
     /// assignment, only once it is durable ([`GroupCoordinator::generation_stored`]).
@@ -95,6 +98,7 @@ impl Group {
             initial_delay_until_ms: None,
             offsets: BTreeMap::new(),
             pending_txn_offsets: BTreeMap::new(),
+            offset_appended_at: BTreeMap::new(),
             pending_store: None,
             state_since_ms: now_ms,
         }
@@ -181,6 +185,9 @@ pub struct GroupCoordinator {
     /// The newest epoch of each producer id that committed transactional
     /// offsets, per `__consumer_offsets` partition.
     txn_producer_epochs: BTreeMap<(i32, i64), i16>,
+    /// Counts offset appends (and offset records loaded), in log order:
+    /// which of a plain and a transactional commit came last.
+    append_seq: u64,
 }
 
 impl GroupCoordinator {
@@ -198,6 +205,7 @@ impl GroupCoordinator {
             rng,
             next_retention_check_ms,
             txn_producer_epochs: BTreeMap::new(),
+            append_seq: 0,
         }
     }
 
@@ -231,11 +239,18 @@ impl GroupCoordinator {
         debug_assert_eq!(self.owned.get(&partition), Some(&Ownership::Loading));
         match record {
             OffsetsRecord::Offset { group_id, partition: tp, value } => {
+                self.append_seq += 1;
                 let group = self.groups.entry(group_id).or_insert_with(|| Group::new(partition, now_ms));
                 match value {
-                    Some(offset) => group.offsets.insert(tp, offset),
-                    None => group.offsets.remove(&tp),
-                };
+                    Some(offset) => {
+                        group.offset_appended_at.insert(tp.clone(), self.append_seq);
+                        group.offsets.insert(tp, offset);
+                    }
+                    None => {
+                        group.offset_appended_at.remove(&tp);
+                        group.offsets.remove(&tp);
+                    }
+                }
             }
             OffsetsRecord::Group { group_id, value: None } => {
                 self.groups.remove(&group_id);
@@ -585,7 +600,8 @@ impl GroupCoordinator {
     /// [`Self::commit_appended`].
     pub fn prepare_commit(&mut self, now_ms: u64, request: CommitRequest) -> CommitPlan {
         let verdict = self.validate_commit(now_ms, &request);
-        let mut plan = CommitPlan { group_id: request.group_id.clone(), results: Vec::new(), accepted: Vec::new(), records: Vec::new() };
+        self.append_seq += 1;
+        let mut plan = CommitPlan { group_id: request.group_id.clone(), results: Vec::new(), accepted: Vec::new(), records: Vec::new(), append_seq: self.append_seq };
         for (tp, mut offset) in request.offsets {
             let result = verdict.and_then(|()| if offset.metadata.len() > 4096 { Err(GroupError::OffsetMetadataTooLarge) } else { Ok(()) });
             if result.is_ok() {
@@ -655,6 +671,7 @@ impl GroupCoordinator {
             return;
         };
         for (tp, offset) in plan.accepted {
+            group.offset_appended_at.insert(tp.clone(), plan.append_seq);
             group.offsets.insert(tp, offset);
         }
     }
@@ -719,6 +736,7 @@ impl GroupCoordinator {
         }
         let mut records = Vec::new();
         for tp in partitions {
+            group.offset_appended_at.remove(tp);
             if group.offsets.remove(tp).is_some() {
                 records.push(OffsetsRecord::Offset { group_id: group_id.to_string(), partition: tp.clone(), value: None });
             }

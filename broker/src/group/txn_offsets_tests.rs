@@ -83,6 +83,36 @@ fn an_abort_marker_drops_pending_offsets_and_keeps_the_committed_ones() {
 }
 
 #[test]
+fn a_plain_commit_after_the_transactions_offsets_stays_after_its_marker() {
+    let plain = |c: &mut GroupCoordinator, at: i64| {
+        let plan = c.prepare_commit(1, CommitRequest { group_id: GROUP.into(), generation_id: -1, member_id: String::new(), group_instance_id: None, member_epoch: false, offsets: vec![(("t".into(), 0), offset(at))] });
+        let records = plan.records.clone();
+        c.commit_appended(plan);
+        records
+    };
+    let mut c = coordinator();
+    let p = c.partition_of(GROUP);
+    let before = plain(&mut c, 5);
+    let txn = commit_txn(&mut c, txn_commit(PRODUCER, 0, 0, 10));
+    let after = plain(&mut c, 20);
+    c.txn_marker_written(p, PRODUCER, true);
+    assert_eq!(committed(&c, 0), Some(20), "the later plain commit stays");
+    // The log in the same order, replayed.
+    let mut d = GroupCoordinator::new(GroupConfig::default(), 4, ChaCha8Rng::seed_from_u64(8));
+    d.begin_load(p);
+    before.into_iter().for_each(|r| d.load_record(p, r, 0));
+    txn.into_iter().for_each(|r| d.load_txn_record(p, PRODUCER, 0, r, 0));
+    after.into_iter().for_each(|r| d.load_record(p, r, 0));
+    d.txn_marker_written(p, PRODUCER, true);
+    d.finish_load(p, 0);
+    assert_eq!(committed(&d, 0), Some(20));
+    // A transaction whose offsets come after the plain commit wins.
+    commit_txn(&mut c, txn_commit(PRODUCER, 0, 0, 30));
+    c.txn_marker_written(p, PRODUCER, true);
+    assert_eq!(committed(&c, 0), Some(30));
+}
+
+#[test]
 fn two_producers_pend_apart_and_resolve_apart() {
     let mut c = coordinator();
     let p = c.partition_of(GROUP);

@@ -305,6 +305,10 @@ pub struct CommitPlan {
     pub accepted: Vec<(TopicPartition, CommittedOffset)>,
     /// Their records.
     pub records: Vec<super::records::OffsetsRecord>,
+    /// Where the records fall among this coordinator's offset appends (a
+    /// transaction's marker does not undo a plain commit appended after
+    /// the transaction's offsets).
+    pub append_seq: u64,
 }
 
 /// TxnOffsetCommit: offsets committed inside a producer's transaction.
@@ -348,6 +352,8 @@ pub struct TxnCommitPlan {
     pub accepted: Vec<(TopicPartition, CommittedOffset)>,
     /// Their records.
     pub records: Vec<super::records::OffsetsRecord>,
+    /// Where the records fall among this coordinator's offset appends.
+    pub append_seq: u64,
 }
 
 /// A group's state, as DescribeGroups and ListGroups name it.

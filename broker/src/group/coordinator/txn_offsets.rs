@@ -33,10 +33,10 @@
 //! (INVALID_PRODUCER_EPOCH), as the log's producer state would refuse it
 //! in Kafka.
 //!
-//! A transactional commit and a plain commit of the same partition: the
-//! marker applies the transaction's offset over whatever was committed in
-//! between (Kafka keeps a plain commit appended after the transactional
-//! one; we do not track append offsets for that yet).
+//! A transactional commit and a plain commit of the same partition: as in
+//! Kafka, a commit marker does not replace a plain commit appended after
+//! the transaction's offset record (the coordinator counts its offset
+//! appends, and loading counts offset records in log order).
 
 use std::collections::BTreeSet;
 
@@ -50,6 +50,7 @@ impl GroupCoordinator {
     /// until [`Self::txn_commit_appended`].
     pub fn prepare_txn_commit(&mut self, now_ms: u64, request: TxnCommitRequest) -> TxnCommitPlan {
         let verdict = self.validate_txn_commit(now_ms, &request);
+        self.append_seq += 1;
         let mut plan = TxnCommitPlan {
             group_id: request.group_id.clone(),
             producer_id: request.producer_id,
@@ -57,6 +58,7 @@ impl GroupCoordinator {
             results: Vec::new(),
             accepted: Vec::new(),
             records: Vec::new(),
+            append_seq: self.append_seq,
         };
         for (tp, mut offset) in request.offsets {
             let result = verdict.and_then(|()| if offset.metadata.len() > 4096 { Err(GroupError::OffsetMetadataTooLarge) } else { Ok(()) });
@@ -121,7 +123,7 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get_mut(&plan.group_id) else { return };
         let pending = group.pending_txn_offsets.entry(plan.producer_id).or_default();
         for (tp, offset) in plan.accepted {
-            pending.insert(tp, offset);
+            pending.insert(tp, (offset, plan.append_seq));
         }
     }
 
@@ -132,9 +134,10 @@ impl GroupCoordinator {
             OffsetsRecord::Offset { group_id, partition: tp, value: Some(offset) } => {
                 let epoch = self.txn_producer_epochs.entry((partition, producer_id)).or_insert(producer_epoch);
                 *epoch = (*epoch).max(producer_epoch);
+                self.append_seq += 1;
                 let group = self.groups.entry(group_id).or_insert_with(|| Group::new(partition, now_ms));
                 debug_assert_eq!(group.partition, partition, "a group's records live on its partition");
-                group.pending_txn_offsets.entry(producer_id).or_default().insert(tp, offset);
+                group.pending_txn_offsets.entry(producer_id).or_default().insert(tp, (offset, self.append_seq));
             }
             other => self.load_record(partition, other, now_ms),
         }
@@ -150,7 +153,14 @@ impl GroupCoordinator {
             let Some(pending) = group.pending_txn_offsets.remove(&producer_id) else { continue };
             if commit {
                 crate::mark!("group.txn_offsets.committed");
-                group.offsets.extend(pending);
+                for (tp, (offset, appended_at)) in pending {
+                    // A plain commit appended later stays.
+                    if group.offset_appended_at.get(&tp).is_some_and(|&plain| plain > appended_at) {
+                        continue;
+                    }
+                    group.offset_appended_at.insert(tp.clone(), appended_at);
+                    group.offsets.insert(tp, offset);
+                }
             } else {
                 crate::mark!("group.txn_offsets.aborted");
             }
@@ -170,6 +180,7 @@ impl GroupCoordinator {
     /// The pending transactional offsets of `group_id` per producer id, for
     /// tests and the checker's ledgers.
     pub fn pending_txn_offsets(&self, group_id: &str) -> std::collections::BTreeMap<i64, std::collections::BTreeMap<TopicPartition, CommittedOffset>> {
-        self.groups.get(group_id).map(|g| g.pending_txn_offsets.clone()).unwrap_or_default()
+        let Some(group) = self.groups.get(group_id) else { return Default::default() };
+        group.pending_txn_offsets.iter().map(|(&producer_id, pending)| (producer_id, pending.iter().map(|(tp, (offset, _))| (tp.clone(), offset.clone())).collect())).collect()
     }
 }
