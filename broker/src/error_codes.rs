@@ -116,6 +116,7 @@ impl KafkaErrorCode for GroupError {
             GroupError::InvalidRequest => E::InvalidRequest.code(),
             GroupError::InvalidRegularExpression => E::InvalidRegularExpression.code(),
             GroupError::UnsupportedVersion => E::UnsupportedVersion.code(),
+            GroupError::InvalidProducerEpoch => E::InvalidProducerEpoch.code(),
             GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge.code(),
         }
     }
@@ -214,6 +215,5 @@ mod tests {
             ProducerStateError::TransactionCoordinatorFenced { producer_id: 1, coordinator_epoch: 0, current_coordinator_epoch: 1 }.kafka_error_code(),
             52
         );
-        assert_eq!(InitProducerIdError::TransactionsUnsupported("t".into()).kafka_error_code(), 35);
     }
 }

@@ -195,7 +195,9 @@ async fn every_advertised_version_answers() {
                     assert_eq!(codes, vec![0, 3], "v{version}: written, and UNKNOWN_TOPIC_OR_PARTITION");
                 }
                 // Each version of each group API is checked in server_groups.rs
-                // (the KIP-848 ones in server_consumer_groups.rs).
+                // (the KIP-848 ones in server_consumer_groups.rs; TxnOffsetCommit,
+                // with the marker hook it needs, in the crate's
+                // server::groups::txn_tests).
                 ApiKey::FindCoordinator
                 | ApiKey::JoinGroup
                 | ApiKey::SyncGroup
@@ -208,7 +210,8 @@ async fn every_advertised_version_answers() {
                 | ApiKey::DescribeGroups
                 | ApiKey::DeleteGroups
                 | ApiKey::ConsumerGroupHeartbeat
-                | ApiKey::ConsumerGroupDescribe => {}
+                | ApiKey::ConsumerGroupDescribe
+                | ApiKey::TxnOffsetCommit => {}
                 // Each version of each transactional API is checked in server_txn.rs.
                 ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::EndTxn => {}
                 other => panic!("{other:?} is advertised but not covered by this test"),

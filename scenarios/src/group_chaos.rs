@@ -236,6 +236,7 @@ async fn wait_until_consumed(bootstrap: String, healed_at_ms: u64) -> Result<(),
         session_timeout_ms: SESSION_TIMEOUT_MS,
         rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
         request_timeout_ms: 1_000,
+        assignors: Vec::new(),
     });
     let mut ends = Consumer::new(ConsumerConfig { bootstrap, client_id: "drain-watcher".into(), reset_to_earliest: false, fetch_wait_ms_max: 100, ..ConsumerConfig::default() });
     ends.assign(&partitions());
@@ -274,6 +275,7 @@ async fn member_process(process: u64, bootstrap: String, clients: ClientSettings
         session_timeout_ms: SESSION_TIMEOUT_MS,
         rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
         request_timeout_ms: clients.request_timeout_ms,
+        assignors: Vec::new(),
     };
     let consumer_config = ConsumerConfig { bootstrap, client_id: format!("member-{process}"), request_timeout_ms: clients.request_timeout_ms, fetch_wait_ms_max: 200, ..ConsumerConfig::default() };
     'incarnation: loop {

@@ -68,6 +68,7 @@ mod admin {
             session_timeout_ms: 0,
             rebalance_timeout_ms: 0,
             request_timeout_ms: args.timeout_ms,
+            assignors: Vec::new(),
         })
     }
 

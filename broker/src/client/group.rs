@@ -5,9 +5,22 @@
 //! it what [`GroupMember::sync`] returns and seeks to the committed offsets.
 //!
 //! The subscription and assignment are Kafka's consumer protocol
-//! (`ConsumerProtocolSubscription` / `ConsumerProtocolAssignment`, version
-//! 0, each prefixed by its int16 version), so this member can share a group
-//! with librdkafka or Java consumers using the `range` assignor.
+//! (`ConsumerProtocolSubscription` / `ConsumerProtocolAssignment`, each
+//! prefixed by its int16 version), so this member can share a group with
+//! librdkafka or Java consumers using the same assignor. The member offers
+//! the assignors of its `partition.assignment.strategy`
+//! ([`GroupMemberConfig::assignors`], most preferred first); the
+//! coordinator picks one every member offers, and the leader runs it
+//! ([`super::assignors`]).
+//!
+//! | subscription version | sent when | fields |
+//! |----------------------|-----------|--------|
+//! | 0 | no cooperative assignor is offered | topics, user data (null) |
+//! | 2 | `cooperative-sticky` is offered | topics, user data (null), owned partitions (topic, partitions), generation id |
+//!
+//! Eager members send version 0 exactly as before cooperative rebalancing
+//! existed, so their JoinGroup metadata does not change between
+//! generations (a changed subscription would start a rebalance).
 
 use std::collections::BTreeMap;
 
@@ -21,6 +34,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 
+use super::assignors::{self, Assignor, MemberSubscription, RebalanceProtocol};
 use super::{ClientError, Cluster, TopicPartition};
 
 /// Request versions this member speaks.
@@ -33,8 +47,10 @@ const OFFSET_COMMIT_VERSION: i16 = 7;
 const OFFSET_FETCH_VERSION: i16 = 7;
 const DESCRIBE_GROUPS_VERSION: i16 = 5;
 const LIST_GROUPS_VERSION: i16 = 4;
-/// The only assignor this member offers.
+/// The protocol name of the range assignor (the default strategy).
 pub const RANGE_ASSIGNOR: &str = "range";
+/// The consumer-protocol subscription version sent with a cooperative assignor.
+const COOPERATIVE_SUBSCRIPTION_VERSION: i16 = 2;
 
 /// Group member settings.
 #[derive(Debug, Clone)]
@@ -53,6 +69,11 @@ pub struct GroupMemberConfig {
     pub rebalance_timeout_ms: i32,
     /// Per-request timeout (a JoinGroup may wait up to the rebalance timeout on top).
     pub request_timeout_ms: u64,
+    /// `partition.assignment.strategy`: the assignors offered, most
+    /// preferred first (Kafka's default is range; every member of a group
+    /// must offer at least one assignor in common, else the coordinator
+    /// answers INCONSISTENT_GROUP_PROTOCOL). Empty means range.
+    pub assignors: Vec<Assignor>,
 }
 
 /// Why a group request did not succeed.
@@ -100,6 +121,17 @@ pub struct Joined {
     pub leader: bool,
     /// For the leader: every member and its subscribed topics.
     pub members: Vec<(String, Vec<String>)>,
+    /// For the leader: every member's whole subscription (with what it owns).
+    pub subscriptions: Vec<MemberSubscription>,
+    /// The assignor the coordinator chose.
+    pub assignor: Assignor,
+}
+
+impl Joined {
+    /// How members of this generation give up partitions.
+    pub fn rebalance_protocol(&self) -> RebalanceProtocol {
+        self.assignor.rebalance_protocol()
+    }
 }
 
 /// A group as DescribeGroups shows it.
@@ -135,6 +167,10 @@ pub struct GroupMember {
     coordinator: Option<String>,
     member_id: String,
     generation_id: i32,
+    /// What this member owns, as its cooperative subscription says, and
+    /// the generation it got them in.
+    owned: Vec<TopicPartition>,
+    owned_generation_id: i32,
 }
 
 fn group_id(id: &str) -> GroupId {
@@ -142,9 +178,13 @@ fn group_id(id: &str) -> GroupId {
 }
 
 fn versioned<T: Encodable>(message: &T) -> Bytes {
+    versioned_as(message, 0)
+}
+
+fn versioned_as<T: Encodable>(message: &T, version: i16) -> Bytes {
     let mut buf = BytesMut::new();
-    buf.put_i16(0);
-    message.encode(&mut buf, 0).expect("version 0 encodes");
+    buf.put_i16(version);
+    message.encode(&mut buf, version).expect("a supported version encodes");
     buf.freeze()
 }
 
@@ -180,36 +220,52 @@ fn topic_name(topic: String) -> TopicName {
     TopicName(StrBytes::from_string(topic))
 }
 
-/// Kafka's range assignor: per topic, partitions in order split into
-/// contiguous ranges over the members subscribed to it, sorted by member
-/// id; the first `partitions % members` get one more.
-pub fn range_assign(members: &[(String, Vec<String>)], partition_counts: &BTreeMap<String, i32>) -> BTreeMap<String, Vec<TopicPartition>> {
-    let mut assignment: BTreeMap<String, Vec<TopicPartition>> = members.iter().map(|(id, _)| (id.clone(), Vec::new())).collect();
-    for (topic, &count) in partition_counts {
-        let mut subscribed: Vec<&String> = members.iter().filter(|(_, topics)| topics.contains(topic)).map(|(id, _)| id).collect();
-        subscribed.sort();
-        if subscribed.is_empty() {
-            continue;
-        }
-        let (per_member, extra) = (count / subscribed.len() as i32, count % subscribed.len() as i32);
-        let mut next = 0;
-        for (i, member) in subscribed.iter().enumerate() {
-            let take = per_member + i32::from((i as i32) < extra);
-            let partitions = assignment.get_mut(*member).expect("every member has an entry");
-            partitions.extend((next..next + take).map(|p| TopicPartition::new(topic.clone(), p)));
-            next += take;
-        }
-        debug_assert_eq!(next, count, "every partition assigned once");
-    }
-    assignment
-}
-
 impl GroupMember {
     /// A member that has not joined yet.
     pub fn new(config: GroupMemberConfig) -> Self {
         let cluster = Cluster::new(&config.bootstrap, &config.client_id, config.request_timeout_ms);
         let bootstrap = config.bootstrap.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-        Self { config, cluster, bootstrap, next_bootstrap: 0, coordinator: None, member_id: String::new(), generation_id: -1 }
+        Self { config, cluster, bootstrap, next_bootstrap: 0, coordinator: None, member_id: String::new(), generation_id: -1, owned: Vec::new(), owned_generation_id: -1 }
+    }
+
+    /// The assignors offered, most preferred first.
+    pub fn assignors(&self) -> Vec<Assignor> {
+        if self.config.assignors.is_empty() {
+            vec![Assignor::Range]
+        } else {
+            self.config.assignors.clone()
+        }
+    }
+
+    /// What this member owns (its last synced assignment, minus what it revoked).
+    pub fn owned(&self) -> &[TopicPartition] {
+        &self.owned
+    }
+
+    /// Records that this member gave up partitions: the next subscription
+    /// lists only `owned`.
+    pub fn set_owned(&mut self, owned: Vec<TopicPartition>) {
+        self.owned = owned;
+    }
+
+    /// The JoinGroup metadata of the subscription: version 0 for eager
+    /// assignors, version 2 (with owned partitions) when a cooperative one
+    /// is offered.
+    fn subscription(&self) -> Bytes {
+        let topics = self.config.topics.iter().map(|t| StrBytes::from_string(t.clone())).collect();
+        let subscription = ConsumerProtocolSubscription::default().with_topics(topics);
+        if !self.assignors().iter().any(|a| a.rebalance_protocol() == RebalanceProtocol::Cooperative) {
+            return versioned(&subscription);
+        }
+        let owned = by_topic(self.owned.iter().map(|tp| (tp.clone(), ())))
+            .into_iter()
+            .map(|(topic, partitions)| {
+                kafka_protocol::messages::consumer_protocol_subscription::TopicPartition::default()
+                    .with_topic(topic_name(topic))
+                    .with_partitions(partitions.into_iter().map(|(p, ())| p).collect())
+            })
+            .collect();
+        versioned_as(&subscription.with_owned_partitions(owned).with_generation_id(self.owned_generation_id), COOPERATIVE_SUBSCRIPTION_VERSION)
     }
 
     /// This member's id (empty before its first join).
@@ -236,6 +292,9 @@ impl GroupMember {
         if matches!(error, GroupClientError::Kafka(code) if *code == ResponseError::UnknownMemberId.code() || *code == ResponseError::FencedInstanceId.code()) {
             self.member_id.clear();
             self.generation_id = -1;
+            // A member that is out of the group has lost its partitions
+            // (Kafka's "partitions lost"): it claims none when it rejoins.
+            self.owned.clear();
         }
     }
 
@@ -287,7 +346,9 @@ impl GroupMember {
     /// The join phase: JoinGroup until the coordinator answers with a
     /// generation (a first join gets a member id, then joins again).
     pub async fn join(&mut self) -> Result<Joined, GroupClientError> {
-        let subscription = versioned(&ConsumerProtocolSubscription::default().with_topics(self.config.topics.iter().map(|t| StrBytes::from_string(t.clone())).collect()));
+        let subscription = self.subscription();
+        let protocols: Vec<JoinGroupRequestProtocol> =
+            self.assignors().iter().map(|a| JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str(a.name())).with_metadata(subscription.clone())).collect();
         for _ in 0..2 {
             let request = JoinGroupRequest::default()
                 .with_group_id(group_id(&self.config.group_id))
@@ -295,7 +356,7 @@ impl GroupMember {
                 .with_rebalance_timeout_ms(self.config.rebalance_timeout_ms)
                 .with_member_id(StrBytes::from_string(self.member_id.clone()))
                 .with_protocol_type(StrBytes::from_static_str("consumer"))
-                .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str(RANGE_ASSIGNOR)).with_metadata(subscription.clone())]);
+                .with_protocols(protocols.clone());
             let wait_ms = u64::try_from(self.config.rebalance_timeout_ms).unwrap_or(0);
             let response = self.call(&request, JOIN_GROUP_VERSION, wait_ms).await?;
             if response.error_code == ResponseError::MemberIdRequired.code() {
@@ -306,21 +367,31 @@ impl GroupMember {
             self.member_id = response.member_id.as_str().to_string();
             self.generation_id = response.generation_id;
             let leader = response.leader == response.member_id;
-            let members = response
+            let subscriptions: Vec<MemberSubscription> = response
                 .members
                 .iter()
                 .map(|m| {
-                    let topics = unversioned::<ConsumerProtocolSubscription>(&m.metadata).map(|s| s.topics.iter().map(|t| t.as_str().to_string()).collect()).unwrap_or_default();
-                    (m.member_id.as_str().to_string(), topics)
+                    let subscription = unversioned::<ConsumerProtocolSubscription>(&m.metadata).unwrap_or_default();
+                    MemberSubscription {
+                        member_id: m.member_id.as_str().to_string(),
+                        topics: subscription.topics.iter().map(|t| t.as_str().to_string()).collect(),
+                        owned: subscription.owned_partitions.iter().flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(t.topic.0.as_str(), p))).collect(),
+                        generation_id: subscription.generation_id,
+                    }
                 })
                 .collect();
-            return Ok(Joined { generation_id: response.generation_id, member_id: self.member_id.clone(), leader, members });
+            let members = subscriptions.iter().map(|s| (s.member_id.clone(), s.topics.clone())).collect();
+            // The coordinator chose among what this member offered; an
+            // unknown name would be a coordinator bug: fall back to range.
+            let assignor = response.protocol_name.as_ref().and_then(|name| Assignor::from_name(name.as_str())).unwrap_or(Assignor::Range);
+            return Ok(Joined { generation_id: response.generation_id, member_id: self.member_id.clone(), leader, members, subscriptions, assignor });
         }
         Err(GroupClientError::Kafka(ResponseError::MemberIdRequired.code()))
     }
 
-    /// SyncGroup after [`Self::join`]: the leader sends the range
-    /// assignment; every member gets its partitions.
+    /// SyncGroup after [`Self::join`]: the leader runs the chosen assignor
+    /// and sends the assignment; every member gets its partitions (and,
+    /// from then on, owns them: see [`Self::owned`]).
     pub async fn sync(&mut self, joined: &Joined) -> Result<Vec<TopicPartition>, GroupClientError> {
         let mut assignments = Vec::new();
         if joined.leader {
@@ -329,7 +400,7 @@ impl GroupMember {
             topics.dedup();
             self.cluster.refresh(&topics).await?;
             let counts: BTreeMap<String, i32> = topics.iter().filter_map(|t| self.cluster.partition_count(t).map(|c| (t.clone(), c))).collect();
-            for (member, partitions) in range_assign(&joined.members, &counts) {
+            for (member, partitions) in assignors::assign(joined.assignor, &joined.subscriptions, &counts) {
                 let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
                     by_topic(partitions.into_iter().map(|tp| (tp, ())))
                         .into_iter()
@@ -347,7 +418,10 @@ impl GroupMember {
         let wait_ms = u64::try_from(self.config.rebalance_timeout_ms).unwrap_or(0);
         let response = self.call(&request, SYNC_GROUP_VERSION, wait_ms).await?;
         let response = self.checked(response.error_code, response)?;
-        Ok(assigned_partitions(&response.assignment))
+        let assigned = assigned_partitions(&response.assignment);
+        self.owned = assigned.clone();
+        self.owned_generation_id = joined.generation_id;
+        Ok(assigned)
     }
 
     /// Heartbeat of the current generation.
@@ -461,6 +535,7 @@ impl GroupMember {
         let _ = self.call(&request, LEAVE_GROUP_VERSION, 0).await;
         self.member_id.clear();
         self.generation_id = -1;
+        self.owned.clear();
     }
 }
 
@@ -484,15 +559,6 @@ pub async fn list_groups(cluster: &mut Cluster) -> Result<Vec<(String, String, S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn range_assignment_is_kafkas() {
-        let members = vec![("b".to_string(), vec!["t".to_string()]), ("a".to_string(), vec!["t".to_string()]), ("c".to_string(), vec!["t".to_string()])];
-        let counts = [("t".to_string(), 7)].into_iter().collect();
-        let assigned = range_assign(&members, &counts);
-        let partitions = |m: &str| assigned[m].iter().map(|tp| tp.partition).collect::<Vec<_>>();
-        assert_eq!((partitions("a"), partitions("b"), partitions("c")), (vec![0, 1, 2], vec![3, 4], vec![5, 6]));
-    }
 
     #[test]
     fn consumer_protocol_round_trips() {

@@ -5,17 +5,21 @@
 //! one can, so the simulation's workloads drive the broker through exactly
 //! the bytes a real client would send.
 
+pub mod assignors;
 mod cluster;
 mod connection;
 mod consumer;
 mod group;
+mod group_consumer;
 mod producer;
 mod transaction;
 
 pub use cluster::Cluster;
 pub use connection::{ClientError, Connection};
 pub use consumer::{Consumer, ConsumerConfig, ConsumedRecord};
-pub use group::{list_groups, range_assign, CommitOutcome, GroupClientError, GroupDescription, GroupMember, GroupMemberConfig, Joined, MemberDescription, RANGE_ASSIGNOR};
+pub use assignors::{range_assign, Assignor, MemberSubscription, RebalanceProtocol};
+pub use group::{list_groups, CommitOutcome, GroupClientError, GroupDescription, GroupMember, GroupMemberConfig, Joined, MemberDescription, RANGE_ASSIGNOR};
+pub use group_consumer::{GroupConsumer, GroupConsumerConfig, GroupConsumerError, OffsetReset, Rebalance};
 pub use producer::{Producer, ProducerConfig, SendError, SendOutcome};
 pub use transaction::{TransactionError, TransactionalProducer, TransactionalProducerConfig};
 

@@ -10,6 +10,8 @@ use super::consumer_protocol::{ConsumerGroupDescription, ConsumerGroups, Consume
 use super::records::{GroupMetadataValue, MemberRecord, OffsetsRecord};
 use super::types::*;
 
+mod txn_offsets;
+
 /// The `__consumer_offsets` partition of a group, as Kafka chooses it:
 /// Java's `String.hashCode` of the group id, sign bit cleared, modulo the
 /// partition count. Clients never compute it, but an operator reading
@@ -65,6 +67,12 @@ struct Group {
     /// A new group's first join phase does not end before then.
     initial_delay_until_ms: Option<u64>,
     offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// Transactional offsets not yet resolved by their producer's marker,
+    /// per producer id (see `txn_offsets`).
+    /// Each with the append sequence of its record.
+    pending_txn_offsets: BTreeMap<i64, BTreeMap<TopicPartition, (CommittedOffset, u64)>>,
+    /// The append sequence of the record behind each committed offset.
+    offset_appended_at: BTreeMap<TopicPartition, u64>,
     /// The generation whose record (with the leader's assignment) is being
     /// appended: the group becomes Stable, and members learn their
     /// assignment, only once it is durable ([`GroupCoordinator::generation_stored`]).
@@ -89,6 +97,8 @@ impl Group {
             rebalance_deadline_ms: 0,
             initial_delay_until_ms: None,
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
+            offset_appended_at: BTreeMap::new(),
             pending_store: None,
             state_since_ms: now_ms,
         }
@@ -172,6 +182,12 @@ pub struct GroupCoordinator {
     outputs: Vec<GroupOutput>,
     rng: ChaCha8Rng,
     next_retention_check_ms: u64,
+    /// The newest epoch of each producer id that committed transactional
+    /// offsets, per `__consumer_offsets` partition.
+    txn_producer_epochs: BTreeMap<(i32, i64), i16>,
+    /// Counts offset appends (and offset records loaded), in log order:
+    /// which of a plain and a transactional commit came last.
+    append_seq: u64,
 }
 
 impl GroupCoordinator {
@@ -188,6 +204,8 @@ impl GroupCoordinator {
             outputs: Vec::new(),
             rng,
             next_retention_check_ms,
+            txn_producer_epochs: BTreeMap::new(),
+            append_seq: 0,
         }
     }
 
@@ -221,11 +239,18 @@ impl GroupCoordinator {
         debug_assert_eq!(self.owned.get(&partition), Some(&Ownership::Loading));
         match record {
             OffsetsRecord::Offset { group_id, partition: tp, value } => {
+                self.append_seq += 1;
                 let group = self.groups.entry(group_id).or_insert_with(|| Group::new(partition, now_ms));
                 match value {
-                    Some(offset) => group.offsets.insert(tp, offset),
-                    None => group.offsets.remove(&tp),
-                };
+                    Some(offset) => {
+                        group.offset_appended_at.insert(tp.clone(), self.append_seq);
+                        group.offsets.insert(tp, offset);
+                    }
+                    None => {
+                        group.offset_appended_at.remove(&tp);
+                        group.offsets.remove(&tp);
+                    }
+                }
             }
             OffsetsRecord::Group { group_id, value: None } => {
                 self.groups.remove(&group_id);
@@ -297,6 +322,7 @@ impl GroupCoordinator {
             return;
         }
         self.consumer.unload(partition);
+        self.txn_producer_epochs.retain(|(p, _), _| *p != partition);
         let ids: Vec<String> = self.groups.iter().filter(|(_, g)| g.partition == partition).map(|(id, _)| id.clone()).collect();
         for id in ids {
             if let Some(group) = self.groups.remove(&id) {
@@ -574,7 +600,8 @@ impl GroupCoordinator {
     /// [`Self::commit_appended`].
     pub fn prepare_commit(&mut self, now_ms: u64, request: CommitRequest) -> CommitPlan {
         let verdict = self.validate_commit(now_ms, &request);
-        let mut plan = CommitPlan { group_id: request.group_id.clone(), results: Vec::new(), accepted: Vec::new(), records: Vec::new() };
+        self.append_seq += 1;
+        let mut plan = CommitPlan { group_id: request.group_id.clone(), results: Vec::new(), accepted: Vec::new(), records: Vec::new(), append_seq: self.append_seq };
         for (tp, mut offset) in request.offsets {
             let result = verdict.and_then(|()| if offset.metadata.len() > 4096 { Err(GroupError::OffsetMetadataTooLarge) } else { Ok(()) });
             if result.is_ok() {
@@ -644,6 +671,7 @@ impl GroupCoordinator {
             return;
         };
         for (tp, offset) in plan.accepted {
+            group.offset_appended_at.insert(tp.clone(), plan.append_seq);
             group.offsets.insert(tp, offset);
         }
     }
@@ -708,6 +736,7 @@ impl GroupCoordinator {
         }
         let mut records = Vec::new();
         for tp in partitions {
+            group.offset_appended_at.remove(tp);
             if group.offsets.remove(tp).is_some() {
                 records.push(OffsetsRecord::Offset { group_id: group_id.to_string(), partition: tp.clone(), value: None });
             }
@@ -848,7 +877,8 @@ impl GroupCoordinator {
         let retention = self.config.offsets_retention_ms;
         let mut removed_groups = Vec::new();
         for (id, group) in self.groups.iter_mut() {
-            if group.state != GroupState::Empty || self.owned.get(&group.partition) != Some(&Ownership::Loaded) || self.consumer.has_members(id) {
+            // Pending transactional offsets keep a group: its marker is still to come.
+            if group.state != GroupState::Empty || self.owned.get(&group.partition) != Some(&Ownership::Loaded) || self.consumer.has_members(id) || !group.pending_txn_offsets.is_empty() {
                 continue;
             }
             if now_ms.saturating_sub(group.state_since_ms) < retention {

@@ -61,6 +61,11 @@
 //!   and returns the records to append; once they are durable the driver
 //!   calls [`GroupCoordinator::commit_appended`], and only then does
 //!   OffsetFetch see the new offsets.
+//! - **Transactional commits** (TxnOffsetCommit) are written as a
+//!   transactional batch of the producer and stay pending until its
+//!   transaction marker lands on the group's partition: a commit marker
+//!   makes them committed offsets, an abort drops them (see
+//!   `coordinator/txn_offsets.rs`).
 //!
 //! # Invariants (asserted)
 //!
@@ -79,6 +84,8 @@ mod types;
 mod tests;
 #[cfg(test)]
 mod consumer_protocol_tests;
+#[cfg(test)]
+mod txn_offsets_tests;
 
 pub use coordinator::{partition_for_group, GroupCoordinator};
 pub use types::*;

@@ -127,6 +127,10 @@ pub enum GroupError {
     /// OffsetCommit below v9 from a KIP-848 member (UNSUPPORTED_VERSION).
     #[error("unsupported version")]
     UnsupportedVersion,
+    /// TxnOffsetCommit from a producer epoch older than one this
+    /// coordinator already saw for the producer id (INVALID_PRODUCER_EPOCH).
+    #[error("invalid producer epoch")]
+    InvalidProducerEpoch,
 }
 
 /// One protocol a member supports, with its subscription metadata.
@@ -301,6 +305,55 @@ pub struct CommitPlan {
     pub accepted: Vec<(TopicPartition, CommittedOffset)>,
     /// Their records.
     pub records: Vec<super::records::OffsetsRecord>,
+    /// Where the records fall among this coordinator's offset appends (a
+    /// transaction's marker does not undo a plain commit appended after
+    /// the transaction's offsets).
+    pub append_seq: u64,
+}
+
+/// TxnOffsetCommit: offsets committed inside a producer's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnCommitRequest {
+    /// The producer's transactional id (for logs; the transaction
+    /// coordinator, through AddOffsetsToTxn, is what ties the group to the
+    /// transaction).
+    pub transactional_id: String,
+    /// The producer id.
+    pub producer_id: i64,
+    /// The producer epoch.
+    pub producer_epoch: i16,
+    /// The group.
+    pub group_id: String,
+    /// v3+: the member's generation (-1 when the producer does not speak for a member).
+    pub generation_id: i32,
+    /// v3+: the member id (empty when none).
+    pub member_id: String,
+    /// v3+: its static instance id.
+    pub group_instance_id: Option<String>,
+    /// What to commit.
+    pub offsets: Vec<(TopicPartition, CommittedOffset)>,
+}
+
+/// A validated transactional commit: the records to append to
+/// `__consumer_offsets` as a transactional batch of the producer, and what
+/// becomes pending once they are durable
+/// ([`super::GroupCoordinator::txn_commit_appended`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnCommitPlan {
+    /// The group.
+    pub group_id: String,
+    /// The producer id the batch is written for.
+    pub producer_id: i64,
+    /// The producer epoch the batch is written for.
+    pub producer_epoch: i16,
+    /// Per partition: accepted, or why not.
+    pub results: Vec<(TopicPartition, Result<(), GroupError>)>,
+    /// The accepted offsets.
+    pub accepted: Vec<(TopicPartition, CommittedOffset)>,
+    /// Their records.
+    pub records: Vec<super::records::OffsetsRecord>,
+    /// Where the records fall among this coordinator's offset appends.
+    pub append_seq: u64,
 }
 
 /// A group's state, as DescribeGroups and ListGroups name it.

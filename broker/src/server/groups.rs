@@ -33,6 +33,14 @@
 //!   coordinator that unloads a partition, restarts or fails over forgets
 //!   the members, which get UNKNOWN_MEMBER_ID and rejoin with epoch 0.
 //!   Their commits take the path above and are as durable.
+//! - **Transactions.** TxnOffsetCommit appends its records as a
+//!   transactional batch of the producer (no sequence check: the
+//!   coordinator's own batch) and the core keeps them pending; the
+//!   partition side reports each transaction marker written to a
+//!   `__consumer_offsets` partition through
+//!   [`Broker::groups_txn_marker_written`]. Loading replays both:
+//!   transactional batches become pending offsets, control batches resolve
+//!   them.
 //! - **Time.** A ticker (every 100 ms of the broker's clock, started with
 //!   the coordinator) drives session timeouts (of both protocols), join
 //!   deadlines and offset expiry.
@@ -52,8 +60,12 @@ use tokio::sync::oneshot;
 use crate::group::records::OffsetsRecord;
 use crate::group::{GroupCoordinator, GroupError, GroupOutput, JoinResponse, Reply, SyncResponse, Waiter};
 use crate::replication::ProduceOutcome;
-use crate::server::internal_log::{InternalLogError, ReplicationWait};
+use crate::server::internal_log::{InternalLogError, Replayed, ReplicationWait};
 use crate::server::Broker;
+
+#[cfg(test)]
+#[path = "groups_txn_tests.rs"]
+mod txn_tests;
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -178,16 +190,25 @@ impl Broker {
     fn load_offsets_partition(&self, core: &mut GroupCoordinator, partition: i32, now_ms: u64) {
         core.begin_load(partition);
         let (mut records, mut skipped) = (0u64, 0u64);
-        let replayed = self.replay_internal_partition(OFFSETS_TOPIC, partition, |key, value| match OffsetsRecord::decode(key, value) {
-            Ok(Some(decoded)) => {
-                core.load_record(partition, decoded, now_ms);
-                records += 1;
+        let replayed = self.replay_internal_partition(OFFSETS_TOPIC, partition, |item| match item {
+            // A transaction marker resolves its producer's pending offsets.
+            Replayed::Marker { producer_id, commit } => {
+                core.txn_marker_written(partition, producer_id, commit);
             }
-            Ok(None) => skipped += 1,
-            Err(error) => {
-                skipped += 1;
-                tracing::warn!(partition, %error, "a {OFFSETS_TOPIC} record did not decode; skipped");
-            }
+            Replayed::Record { key, value, transaction } => match OffsetsRecord::decode(key, value) {
+                Ok(Some(decoded)) => {
+                    match transaction {
+                        Some((producer_id, producer_epoch)) => core.load_txn_record(partition, producer_id, producer_epoch, decoded, now_ms),
+                        None => core.load_record(partition, decoded, now_ms),
+                    }
+                    records += 1;
+                }
+                Ok(None) => skipped += 1,
+                Err(error) => {
+                    skipped += 1;
+                    tracing::warn!(partition, %error, "a {OFFSETS_TOPIC} record did not decode; skipped");
+                }
+            },
         });
         if replayed.is_err() {
             // The groups of this partition stay unserved (NOT_COORDINATOR
@@ -272,11 +293,37 @@ impl Broker {
         self.append_internal_records(OFFSETS_TOPIC, partition, encoded, durable).map_err(group_error)
     }
 
+    /// Appends `records` to `partition` of `__consumer_offsets` as one
+    /// transactional batch of `producer_id` at `producer_epoch`
+    /// (TxnOffsetCommit), durably, as [`Self::append_offsets_records`].
+    pub(crate) fn append_txn_offsets_records(&self, partition: i32, records: &[OffsetsRecord], producer_id: i64, producer_epoch: i16) -> Result<ReplicationWait, GroupError> {
+        let encoded = records.iter().map(OffsetsRecord::encode).collect();
+        self.append_internal_batch(OFFSETS_TOPIC, partition, encoded, true, Some((producer_id, producer_epoch))).map_err(group_error)
+    }
+
     /// Waits for a durable append (see [`Broker::append_offsets_records`]).
     pub(crate) async fn await_replication(wait: ReplicationWait) -> Result<(), GroupError> {
         // Not replicated in time, or this broker stopped leading: the
         // commit's fate is unknown, and the client retries it.
         Broker::await_internal_replication(wait).await.map_err(|_| GroupError::CoordinatorNotAvailable)
+    }
+
+    /// The partition side calls this once a transaction marker of
+    /// `producer_id` is durable on `partition` of `__consumer_offsets`:
+    /// the producer's pending transactional offsets in that partition's
+    /// groups become committed offsets (`commit`) or are dropped. A
+    /// partition not loaded here is left alone (loading it replays the
+    /// marker from the log).
+    pub(crate) fn groups_txn_marker_written(&self, partition: i32, producer_id: i64, commit: bool) {
+        let mut guard = self.groups.core.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(core) = guard.as_mut() else { return };
+        if !core.owns(partition) {
+            return;
+        }
+        let resolved = core.txn_marker_written(partition, producer_id, commit);
+        tracing::debug!(partition, producer_id, commit, groups = resolved.len(), "a transaction marker resolved pending offsets");
+        let outputs = core.take_outputs();
+        self.carry_out(core, outputs);
     }
 
     /// Starts the coordinator's clock once.
@@ -312,15 +359,6 @@ impl Broker {
         let outputs = core.take_outputs();
         self.carry_out(core, outputs);
     }
-}
-
-impl Broker {
-    /// A transaction's end-transaction marker is durable on this
-    /// `__consumer_offsets` partition: the group coordinator makes the
-    /// transaction's pending offsets (TxnOffsetCommit) visible if `commit`,
-    /// or drops them.
-    #[allow(unused_variables)]
-    pub(crate) fn groups_txn_marker_written(&self, partition: i32, producer_id: i64, commit: bool) {}
 }
 
 fn group_error(error: InternalLogError) -> GroupError {

@@ -15,7 +15,16 @@ use tokio::sync::oneshot;
 use crate::replication::ProduceOutcome;
 use crate::server::topics::TopicMeta;
 use crate::server::Broker;
-use crate::storage::{build_batch, parse_records, split_batches, SimpleRecord};
+use crate::storage::{build_batch, build_transactional_batch, parse_control_marker, parse_records, split_batches, SimpleRecord};
+
+/// One item of a replayed internal partition.
+pub(crate) enum Replayed<'a> {
+    /// A record; `transaction` names its producer (id, epoch) when it was
+    /// written inside a transaction.
+    Record { key: Option<&'a [u8]>, value: Option<&'a [u8]>, transaction: Option<(i64, i16)> },
+    /// An end-transaction marker of `producer_id`.
+    Marker { producer_id: i64, commit: bool },
+}
 
 /// Most bytes read per step while replaying a partition.
 const REPLAY_READ_BYTES: usize = 1 << 20;
@@ -71,16 +80,16 @@ impl Broker {
         log.leader_epoch().unwrap_or(0)
     }
 
-    /// Replays `partition` of `topic` in log order, handing each record's
-    /// key and value to `each` (control batches skipped); batches that do
-    /// not parse are logged and skipped. Returns how many records were
-    /// seen, or an error when the log could not be read (the caller
-    /// leaves the partition unloaded and tries again on the next request).
+    /// Replays `partition` of `topic` in log order, handing each record
+    /// and each end-transaction marker to `each`; batches that do not parse
+    /// are logged and skipped. Returns how many records were seen, or an
+    /// error when the log could not be read (the caller leaves the
+    /// partition unloaded and tries again on the next request).
     pub(crate) fn replay_internal_partition(
         &self,
         topic: &str,
         partition: i32,
-        mut each: impl FnMut(Option<&[u8]>, Option<&[u8]>),
+        mut each: impl FnMut(Replayed<'_>),
     ) -> Result<u64, InternalLogError> {
         let log = self
             .topic(topic)
@@ -104,14 +113,19 @@ impl Broker {
                 continue;
             };
             for (position, header) in batches {
+                let bytes = &read.records[position..position + header.size_bytes() as usize];
                 if header.is_control() {
+                    match parse_control_marker(bytes) {
+                        Ok(marker) => each(Replayed::Marker { producer_id: header.producer_id, commit: marker.commit }),
+                        Err(error) => tracing::warn!(partition, offset = header.base_offset, %error, "a {topic} control batch is no transaction marker; skipped"),
+                    }
                     continue;
                 }
-                let bytes = &read.records[position..position + header.size_bytes() as usize];
+                let transaction = header.is_transactional().then_some((header.producer_id, header.producer_epoch));
                 match parse_records(bytes) {
                     Ok(parsed) => {
                         for record in parsed {
-                            each(record.key, record.value);
+                            each(Replayed::Record { key: record.key, value: record.value, transaction });
                             records += 1;
                         }
                     }
@@ -132,6 +146,21 @@ impl Broker {
         records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         durable: bool,
     ) -> Result<ReplicationWait, InternalLogError> {
+        self.append_internal_batch(topic, partition, records, durable, None)
+    }
+
+    /// As [`Broker::append_internal_records`]; with `transaction` (producer
+    /// id and epoch), as one transactional batch of that producer, written
+    /// on its behalf by a coordinator (TxnOffsetCommit: no sequence, Kafka's
+    /// coordinator origin), which an end-transaction marker later resolves.
+    pub(crate) fn append_internal_batch(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        durable: bool,
+        transaction: Option<(i64, i16)>,
+    ) -> Result<ReplicationWait, InternalLogError> {
         if records.is_empty() {
             return Ok(None);
         }
@@ -139,10 +168,14 @@ impl Broker {
         let log = usize::try_from(partition).ok().and_then(|i| meta.partitions.get(i).cloned()).ok_or(InternalLogError::NotLeader)?;
         let timestamp_ms = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
         let simple: Vec<SimpleRecord> = records.into_iter().map(|(key, value)| SimpleRecord { key: Some(key), value, timestamp_ms }).collect();
-        let batch = build_batch(&simple);
         let min_insync_replicas = meta.min_insync_replicas(&self.config);
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-        let info = log.append_as_leader(&batch, durable.then_some(min_insync_replicas)).map_err(|error| {
+        let appended = match transaction {
+            None => log.append_as_leader(&build_batch(&simple), durable.then_some(min_insync_replicas)),
+            // Base sequence -1: the coordinator's own batch, not a producer's.
+            Some((producer_id, producer_epoch)) => log.append_as_coordinator(&build_transactional_batch(producer_id, producer_epoch, -1, &simple), durable.then_some(min_insync_replicas)),
+        };
+        let info = appended.map_err(|error| {
             tracing::debug!(partition, %error, "{topic} append refused");
             match error {
                 super::PartitionError::Replication(crate::replication::ReplicationError::NotLeaderOrFollower) => InternalLogError::NotLeader,

@@ -331,15 +331,7 @@ impl Partition {
     /// (acks=all) the committed ISR must be at least that large first
     /// (NOT_ENOUGH_REPLICAS, nothing appended).
     pub(crate) fn append_as_leader(&mut self, records: &[u8], min_insync_replicas: Option<usize>) -> Result<AppendInfo, PartitionError> {
-        match &self.role {
-            Role::Standalone => {}
-            Role::Leader(leader) => {
-                if let Some(min) = min_insync_replicas {
-                    leader.check_enough_replicas(min)?;
-                }
-            }
-            Role::Follower(_) | Role::Offline { .. } => return Err(ReplicationError::NotLeaderOrFollower.into()),
-        }
+        self.check_leader_append(min_insync_replicas)?;
         if batch_headers(records).iter().any(BatchHeader::is_control) {
             return Err(ProducerStateError::InvalidBatch("control batches are written by the transaction coordinator, not produced".into()).into());
         }
@@ -372,15 +364,7 @@ impl Partition {
         coordinator_epoch: i32,
         min_insync_replicas: Option<usize>,
     ) -> Result<AppendInfo, PartitionError> {
-        match &self.role {
-            Role::Standalone => {}
-            Role::Leader(leader) => {
-                if let Some(min) = min_insync_replicas {
-                    leader.check_enough_replicas(min)?;
-                }
-            }
-            Role::Follower(_) | Role::Offline { .. } => return Err(ReplicationError::NotLeaderOrFollower.into()),
-        }
+        self.check_leader_append(min_insync_replicas)?;
         let now_ms = self.log.clock.now_ms();
         self.producer_state()?.check_marker(producer_id, producer_epoch, coordinator_epoch)?;
         let batch = build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms);
@@ -394,6 +378,31 @@ impl Partition {
         let completed = state.record_marker(&marker);
         tracing::debug!(producer_id, producer_epoch, commit, coordinator_epoch, offset = info.base_offset, ?completed, "end-transaction marker appended");
         Ok(info)
+    }
+
+    /// Appends a batch the group coordinator wrote (Kafka's
+    /// `AppendOrigin.COORDINATOR`): a transactional batch of offsets whose
+    /// producer fields name the transaction, not a producer's sequence
+    /// (`baseSequence` -1), so no sequence check applies; the coordinator
+    /// checks the producer epoch itself.
+    pub(crate) fn append_as_coordinator(&mut self, records: &[u8], min_insync_replicas: Option<usize>) -> Result<AppendInfo, PartitionError> {
+        self.check_leader_append(min_insync_replicas)?;
+        self.append_checked(records)
+    }
+
+    /// A leader's append may go ahead: this replica leads, and with
+    /// `min_insync_replicas` (acks=all) the committed ISR is large enough.
+    fn check_leader_append(&self, min_insync_replicas: Option<usize>) -> Result<(), PartitionError> {
+        match &self.role {
+            Role::Standalone => Ok(()),
+            Role::Leader(leader) => {
+                if let Some(min) = min_insync_replicas {
+                    leader.check_enough_replicas(min)?;
+                }
+                Ok(())
+            }
+            Role::Follower(_) | Role::Offline { .. } => Err(ReplicationError::NotLeaderOrFollower.into()),
+        }
     }
 
     fn append_checked(&mut self, records: &[u8]) -> Result<AppendInfo, PartitionError> {

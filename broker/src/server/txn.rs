@@ -47,7 +47,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
 use crate::client::Connection;
-use crate::server::internal_log::{InternalLogError, ReplicationWait};
+use crate::server::internal_log::{InternalLogError, Replayed, ReplicationWait};
 use crate::server::Broker;
 use crate::txn::records::TxnRecord;
 use crate::txn::{Answer, MarkerRequest, Reply, TopicPartition, TxnCoordinator, TxnError, TxnOutput, Waiter};
@@ -181,11 +181,14 @@ impl Broker {
     fn load_txn_partition(&self, core: &mut TxnCoordinator, partition: i32, coordinator_epoch: i32, now_ms: u64) {
         core.begin_load(partition, coordinator_epoch);
         let mut skipped = 0u64;
-        let replayed = self.replay_internal_partition(TXN_STATE_TOPIC, partition, |key, value| match TxnRecord::decode(key, value) {
-            Ok(record) => core.load_record(partition, record),
-            Err(error) => {
-                skipped += 1;
-                tracing::warn!(partition, %error, "a {TXN_STATE_TOPIC} record did not decode; skipped");
+        let replayed = self.replay_internal_partition(TXN_STATE_TOPIC, partition, |item| {
+            let Replayed::Record { key, value, .. } = item else { return };
+            match TxnRecord::decode(key, value) {
+                Ok(record) => core.load_record(partition, record),
+                Err(error) => {
+                    skipped += 1;
+                    tracing::warn!(partition, %error, "a {TXN_STATE_TOPIC} record did not decode; skipped");
+                }
             }
         });
         match replayed {

@@ -399,17 +399,37 @@ pub struct SimpleRecord {
 /// Encodes an uncompressed v2 batch the way a producer would (baseOffset 0,
 /// no producer id). Used by tests, benchmarks and fixtures.
 pub fn build_batch(records: &[SimpleRecord]) -> Vec<u8> {
+    encode_batch(records, 0, -1, -1, -1)
+}
+
+/// Encodes an uncompressed v2 batch of a transaction: as [`build_batch`],
+/// but with attribute bit 4 (`isTransactional`) set and the header's
+/// `producerId` (bytes 43..51), `producerEpoch` (51..53) and `baseSequence`
+/// (53..57) filled in. `base_sequence` is -1 (Kafka's `NO_SEQUENCE`) for a
+/// batch the group coordinator writes to `__consumer_offsets`, which no
+/// sequence check applies to.
+pub fn build_transactional_batch(producer_id: i64, producer_epoch: i16, base_sequence: i32, records: &[SimpleRecord]) -> Vec<u8> {
+    assert!(producer_id >= 0 && producer_epoch >= 0, "a transaction has a producer");
+    let batch = encode_batch(records, ATTR_TRANSACTIONAL, producer_id, producer_epoch, base_sequence);
+    debug_assert!(BatchHeader::parse(&batch).is_some_and(|h| h.is_transactional() && !h.is_control() && h.producer_id == producer_id));
+    batch
+}
+
+/// The header fields a batch built here sets; everything else as a
+/// producer's first uncompressed batch (baseOffset 0, leader epoch 0).
+fn encode_batch(records: &[SimpleRecord], attributes: i16, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Vec<u8> {
     let base_ts = records.first().map_or(0, |r| r.timestamp_ms);
     let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(base_ts);
     let mut out = vec![0u8; HEADER_BYTES];
     out[16] = 2;
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
     let last_delta = records.len().saturating_sub(1) as i32;
     out[23..27].copy_from_slice(&last_delta.to_be_bytes());
     out[27..35].copy_from_slice(&base_ts.to_be_bytes());
     out[35..43].copy_from_slice(&max_ts.to_be_bytes());
-    out[43..51].copy_from_slice(&(-1i64).to_be_bytes());
-    out[51..53].copy_from_slice(&(-1i16).to_be_bytes());
-    out[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    out[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    out[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    out[53..57].copy_from_slice(&base_sequence.to_be_bytes());
     out[57..61].copy_from_slice(&(records.len() as i32).to_be_bytes());
     for (i, r) in records.iter().enumerate() {
         let rec = Record {

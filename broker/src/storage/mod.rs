@@ -158,8 +158,8 @@ mod maintenance;
 mod segment;
 
 pub use batch::{
-    build_batch, build_control_batch, crc_ok as batch_crc_ok, parse_control_marker, parse_records, set_producer, split_batches, BatchHeader, ControlBatchError, ControlMarker,
-    Record, SimpleRecord,
+    build_batch, build_control_batch, build_transactional_batch, crc_ok as batch_crc_ok, parse_control_marker, parse_records, set_producer, split_batches, BatchHeader,
+    ControlBatchError, ControlMarker, Record, SimpleRecord,
 };
 pub use checkpoint::{EpochEntry, CHECKPOINT_VERSION};
 pub use compaction::CompactionOutcome;

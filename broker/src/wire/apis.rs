@@ -19,7 +19,9 @@
 //! in full) and ConsumerGroupDescribe v1 a member type (honoured).
 //! FindCoordinator v5 adds a transactions error and v6 share groups,
 //! ListGroups v5 group types and DescribeGroups v6 an error message per
-//! group; none of which is implemented yet.
+//! group; none of which is implemented yet. TxnOffsetCommit stops at v3:
+//! v4 and v5 belong to KIP-890's server-side verification, which lives
+//! with the transaction coordinator.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -55,6 +57,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 3),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -75,6 +78,7 @@ mod tests {
         OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
         WriteTxnMarkersRequest,
         AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
+        TxnOffsetCommitRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -111,6 +115,7 @@ mod tests {
             (ApiKey::AddPartitionsToTxn, AddPartitionsToTxnRequest::VERSIONS),
             (ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest::VERSIONS),
             (ApiKey::EndTxn, EndTxnRequest::VERSIONS),
+            (ApiKey::TxnOffsetCommit, TxnOffsetCommitRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SyncGroupRequest, WriteTxnMarkersRequest, AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
+    ResponseHeader, SyncGroupRequest, WriteTxnMarkersRequest, AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -82,6 +82,8 @@ pub enum Request {
     AddOffsetsToTxn(AddOffsetsToTxnRequest),
     /// EndTxn.
     EndTxn(EndTxnRequest),
+    /// TxnOffsetCommit.
+    TxnOffsetCommit(TxnOffsetCommitRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -167,6 +169,7 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::AddPartitionsToTxn => Request::AddPartitionsToTxn(AddPartitionsToTxnRequest::decode(&mut buf, version)?),
             ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(AddOffsetsToTxnRequest::decode(&mut buf, version)?),
             ApiKey::EndTxn => Request::EndTxn(EndTxnRequest::decode(&mut buf, version)?),
+            ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(TxnOffsetCommitRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;

@@ -25,6 +25,7 @@ mod offsets;
 mod produce;
 mod transactions;
 pub(crate) mod write_txn_markers;
+mod txn_offset_commit;
 
 use admin::{create_partitions, create_topics, delete_records, delete_topics};
 pub(super) use admin::create_topic;
@@ -153,6 +154,10 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
         }
         Request::ConsumerGroupDescribe(request) => {
             encode(ApiKey::ConsumerGroupDescribe, header, &consumer_groups::consumer_group_describe(broker, header, request))
+        }
+        Request::TxnOffsetCommit(request) => {
+            let response = txn_offset_commit::txn_offset_commit(broker, header, request).await;
+            encode(ApiKey::TxnOffsetCommit, header, &response)
         }
         Request::DeleteGroups(request) => {
             let response = group_admin::delete_groups(broker, request).await;

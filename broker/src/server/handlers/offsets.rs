@@ -11,8 +11,11 @@
 //! OffsetFetch: v1–7 ask for one group (v2+ may ask for all its partitions
 //! with a null topic list, and carry a top-level error code); v8 asks for
 //! several groups at once. A requested partition without a committed
-//! offset is answered offset -1, as in Kafka. `require_stable` (v7+) needs
-//! no wait here: without transactions no commit is ever pending.
+//! offset is answered offset -1, as in Kafka. `require_stable` (v7+): a
+//! partition with transactional offsets still pending (TxnOffsetCommit
+//! whose transaction has no marker yet) is answered offset -1 with
+//! UNSTABLE_OFFSET_COMMIT, and the client retries; without it, the last
+//! committed offset is returned as if the transaction did not exist.
 
 use kafka_protocol::messages::{
     offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic},
@@ -24,6 +27,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::error_codes::KafkaErrorCode;
 use crate::group::{CommitRequest, CommittedOffset, GroupError, TopicPartition};
+use kafka_protocol::ResponseError;
 use crate::server::Broker;
 
 fn text(value: &StrBytes) -> String {
@@ -121,21 +125,37 @@ pub(super) async fn offset_commit(broker: &Broker, header: &RequestHeader, reque
 }
 
 /// One group's committed offsets: the requested partitions (all when
-/// `None`), each with its offset or -1.
-fn fetch_group(broker: &Broker, group_id: &str, member: Option<(&str, i32)>, requested: Option<Vec<TopicPartition>>) -> Result<Vec<(TopicPartition, Option<CommittedOffset>)>, GroupError> {
-    let committed = broker
+/// `None`), each with its offset or -1 and its error code (with
+/// `require_stable`, UNSTABLE_OFFSET_COMMIT for a partition whose
+/// transactional offsets are pending).
+fn fetch_group(broker: &Broker, group_id: &str, member: Option<(&str, i32)>, requested: Option<Vec<TopicPartition>>, require_stable: bool) -> Result<Vec<(TopicPartition, Option<CommittedOffset>, i16)>, GroupError> {
+    let (committed, unstable) = broker
         .with_group_coordinator(Some(group_id), |core, _| {
             // v9: a KIP-848 member's fetch carries its epoch.
             core.check_fetch_member(group_id, member.map(|m| m.0), member.map_or(-1, |m| m.1))?;
-            core.fetch_offsets(group_id, requested.as_deref())
+            let unstable = if require_stable { core.unstable_partitions(group_id) } else { Default::default() };
+            Ok::<_, GroupError>((core.fetch_offsets(group_id, requested.as_deref())?, unstable))
         })
         .and_then(|r| r)?;
+    let answer = |tp: TopicPartition, offset: Option<CommittedOffset>| {
+        if unstable.contains(&tp) {
+            (tp, None, ResponseError::UnstableOffsetCommit.code())
+        } else {
+            (tp, offset, 0)
+        }
+    };
     Ok(match requested {
         Some(list) => list.into_iter().map(|tp| {
             let offset = committed.get(&tp).cloned();
-            (tp, offset)
+            answer(tp, offset)
         }).collect(),
-        None => committed.into_iter().map(|(tp, offset)| (tp, Some(offset))).collect(),
+        None => {
+            let mut all: std::collections::BTreeMap<TopicPartition, Option<CommittedOffset>> = committed.into_iter().map(|(tp, o)| (tp, Some(o))).collect();
+            for tp in &unstable {
+                all.entry(tp.clone()).or_insert(None);
+            }
+            all.into_iter().map(|(tp, offset)| answer(tp, offset)).collect()
+        }
     })
 }
 
@@ -153,22 +173,23 @@ pub(super) fn offset_fetch(broker: &Broker, header: &RequestHeader, request: Off
                     .map(|topics| topics.iter().flat_map(|t| t.partition_indexes.iter().map(move |&p| (text(&t.name.0), p))).collect());
                 let answer = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
                 let member = group.member_id.as_ref().map(|id| (id.as_str(), group.member_epoch));
-                match fetch_group(broker, &group_id, member, requested) {
+                match fetch_group(broker, &group_id, member, requested, request.require_stable) {
                     Err(error) => answer.with_error_code(error.kafka_error_code()),
                     Ok(offsets) => answer.with_topics(
-                        by_topic(offsets)
+                        by_topic(offsets.into_iter().map(|(tp, offset, code)| (tp, (offset, code))).collect())
                             .into_iter()
                             .map(|(name, partitions)| {
                                 OffsetFetchResponseTopics::default().with_name(topic_name(&name)).with_partitions(
                                     partitions
                                         .into_iter()
-                                        .map(|(index, offset)| {
+                                        .map(|(index, (offset, code))| {
                                             let offset = offset.unwrap_or(CommittedOffset { offset: -1, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: -1 });
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(index)
                                                 .with_committed_offset(offset.offset)
                                                 .with_committed_leader_epoch(offset.leader_epoch)
                                                 .with_metadata(Some(StrBytes::from_string(offset.metadata)))
+                                                .with_error_code(code)
                                         })
                                         .collect(),
                                 )
@@ -194,14 +215,15 @@ pub(super) fn offset_fetch(broker: &Broker, header: &RequestHeader, request: Off
             .with_metadata(Some(StrBytes::from_string(offset.metadata)))
             .with_error_code(code)
     };
-    let topics_of = |answers: Vec<(TopicPartition, Option<CommittedOffset>)>, code: i16| -> Vec<OffsetFetchResponseTopic> {
+    let topics_of = |answers: Vec<(TopicPartition, (Option<CommittedOffset>, i16))>| -> Vec<OffsetFetchResponseTopic> {
         by_topic(answers)
             .into_iter()
-            .map(|(name, partitions)| OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(partitions.into_iter().map(|(i, o)| partition(i, o, code)).collect()))
+            .map(|(name, partitions)| OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(partitions.into_iter().map(|(i, (o, code))| partition(i, o, code)).collect()))
             .collect()
     };
-    match fetch_group(broker, &group_id, None, requested.clone()) {
-        Ok(offsets) => OffsetFetchResponse::default().with_topics(topics_of(offsets, 0)),
+    let require_stable = version >= 7 && request.require_stable;
+    match fetch_group(broker, &group_id, None, requested.clone(), require_stable) {
+        Ok(offsets) => OffsetFetchResponse::default().with_topics(topics_of(offsets.into_iter().map(|(tp, offset, code)| (tp, (offset, code))).collect())),
         Err(error) => {
             // v1 has no top-level code: each partition carries the error.
             let code = error.kafka_error_code();
@@ -209,8 +231,8 @@ pub(super) fn offset_fetch(broker: &Broker, header: &RequestHeader, request: Off
             if version >= 2 {
                 response.with_error_code(code)
             } else {
-                let answers = requested.unwrap_or_default().into_iter().map(|tp| (tp, None)).collect();
-                response.with_topics(topics_of(answers, code))
+                let answers = requested.unwrap_or_default().into_iter().map(|tp| (tp, (None, code))).collect();
+                response.with_topics(topics_of(answers))
             }
         }
     }
