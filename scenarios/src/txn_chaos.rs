@@ -365,6 +365,7 @@ async fn committed_input(bootstrap: &str, client_id: &str, clients: &ClientSetti
         session_timeout_ms: 10_000,
         rebalance_timeout_ms: 10_000,
         request_timeout_ms: clients.request_timeout_ms,
+        assignors: Vec::new(),
     });
     admin.committed(&partitions_of(INPUT)).await.ok()
 }

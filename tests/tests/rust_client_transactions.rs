@@ -99,6 +99,7 @@ async fn rust_transactional_producer_commits_aborts_fences_and_commits_offsets()
             session_timeout_ms: 10_000,
             rebalance_timeout_ms: 10_000,
             request_timeout_ms: 5_000,
+            assignors: Vec::new(),
         });
         let offsets = group.committed(std::slice::from_ref(&input)).await.expect("offset fetch");
         assert_eq!(offsets.get(&input), Some(&2), "the committed transaction's offset, not the aborted one's");
