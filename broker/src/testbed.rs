@@ -71,6 +71,15 @@ pub const MARKS: &[(&str, &str)] = &[
     ("group.commit.fenced", "a commit from a member outside the group's current generation was refused (a zombie)"),
     ("producer_state.duplicate_answered", "a partition leader recognised a retried idempotent batch and answered with its original offsets"),
     ("group.member.session_expired", "a member that stopped heartbeating was removed when its session expired"),
+    ("group.txn_offsets.committed", "a commit marker made a transaction's pending offsets (TxnOffsetCommit) the group's committed offsets"),
+    ("group.txn_offsets.aborted", "an abort marker dropped a transaction's pending offsets"),
+    ("txn.coordinator.append_failed", "a transaction coordinator's __transaction_state record did not become durable, so its transition was dropped"),
+    ("txn.coordinator.expired_id", "a transactional id idle past transactional.id.expiration.ms was forgotten"),
+    ("txn.coordinator.fence_ongoing", "InitProducerId found its id's transaction open: the epoch was bumped and the transaction aborted (zombie fencing)"),
+    ("txn.coordinator.loaded_ids", "a transaction coordinator loaded a __transaction_state partition that already held ids (it took over from another)"),
+    ("txn.coordinator.markers_retried", "writing a transaction's markers failed on some partition and was retried"),
+    ("txn.coordinator.timed_out", "an open transaction passed its timeout and the coordinator aborted it"),
+    ("txn.coordinator.unloaded", "a broker stopped leading a __transaction_state partition and unloaded its transactional ids (coordinator failover)"),
 ];
 
 /// Every BUGGIFY site: its name and the legal behaviour it forces.

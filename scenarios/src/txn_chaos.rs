@@ -61,7 +61,7 @@ use serde_json::{json, Value};
 use sim::cluster::SimCluster;
 use sim::nemesis::NemesisConfig;
 
-use crate::history::Recorder;
+use crate::history::{Actor, Recorder};
 use crate::run::{ClientSettings, ScenarioRun, Setup};
 use crate::single_node_crash::{consumer_process, history_key, producer_process};
 
@@ -383,11 +383,19 @@ async fn job_process(process: u64, bootstrap: String, clients: ClientSettings, h
         ..ConsumerConfig::default()
     };
     let keys: Vec<String> = partitions_of(INPUT).iter().map(history_key).collect();
+    let mut first_incarnation = true;
     'incarnation: while !stop.load(Ordering::SeqCst) {
         if running.load(Ordering::SeqCst) != process {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
+        if !first_incarnation {
+            // The previous incarnation's client is gone: where it was
+            // reading means nothing to the next (which starts from the
+            // group's committed offsets).
+            history.record(Actor::Process(process), "info", "crash", Value::Null);
+        }
+        first_incarnation = false;
         // A new incarnation: fence the old one, then resume where the
         // group's committed offsets say.
         let Some(mut producer) = initialized(&config, &stop).await else { return };
