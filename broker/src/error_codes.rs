@@ -206,6 +206,5 @@ mod tests {
         assert_eq!(ProducerStateError::InvalidProducerEpoch { producer_id: 1, epoch: 0, current_epoch: 1 }.kafka_error_code(), 47);
         assert_eq!(ProducerStateError::UnknownProducerId { producer_id: 1, first_seq: 3 }.kafka_error_code(), 59);
         assert_eq!(ProducerStateError::InvalidBatch("x".into()).kafka_error_code(), 87);
-        assert_eq!(InitProducerIdError::TransactionsUnsupported("t".into()).kafka_error_code(), 35);
     }
 }
