@@ -3,8 +3,9 @@
 //! InitProducerId with a transactional id, AddPartitionsToTxn,
 //! AddOffsetsToTxn and EndTxn answers with Kafka's codes; a second
 //! producer instance fences the first; EndTxn retries; a transaction
-//! older than its timeout is aborted and its producer fenced; and the
-//! coordinator's state survives a broker restart.
+//! older than its timeout is aborted and its producer fenced;
+//! ListTransactions and DescribeTransactions show what the coordinator
+//! holds; and the coordinator's state survives a broker restart.
 //!
 //! Markers go through the WriteTxnMarkers handler of this broker, so they
 //! are written as soon as asked; a transaction is seen complete by a
@@ -22,8 +23,9 @@ use broker::server::Broker;
 use common::{advertised_versions as versions, call, create_topic, fresh_dir, str_bytes as s, topic_name};
 use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, EndTxnRequest, EndTxnResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest, InitProducerIdResponse, ProducerId, TransactionalId,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, DescribeTransactionsRequest,
+    DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest,
+    InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
 };
 
 const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -288,5 +290,41 @@ async fn transactional_ids_survive_a_restart() {
     assert_eq!(end(&broker, 3, "durable", first, true).await, 0, "the completed commit is remembered");
     let again = producer(&init(&broker, 4, "durable", 60_000).await);
     assert_eq!(again, (first.0, first.1 + 1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn list_and_describe_transactions() {
+    let dir = fresh_dir("txn-admin");
+    let (broker, clock) = open(&dir).await;
+    let open_one = producer(&init(&broker, 4, "open-one", 60_000).await);
+    assert_eq!(add(&broker, 3, "open-one", open_one, &[0, 1]).await, vec![0, 0]);
+    let idle = producer(&init(&broker, 4, "idle-one", 60_000).await);
+    clock.advance(2_000);
+    for version in versions(ApiKey::ListTransactions) {
+        let all: ListTransactionsResponse = call(&broker, ApiKey::ListTransactions, version, &ListTransactionsRequest::default().with_duration_filter(-1)).await;
+        assert_eq!(all.error_code, 0, "v{version}");
+        let mut listed: Vec<(String, i64, String)> =
+            all.transaction_states.iter().map(|t| (t.transactional_id.as_str().to_string(), t.producer_id.0, t.transaction_state.as_str().to_string())).collect();
+        listed.sort();
+        assert_eq!(listed, vec![("idle-one".into(), idle.0, "Empty".into()), ("open-one".into(), open_one.0, "Ongoing".into())], "v{version}");
+        let request = ListTransactionsRequest::default().with_state_filters(vec![s("Ongoing"), s("Bogus")]).with_duration_filter(-1);
+        let ongoing: ListTransactionsResponse = call(&broker, ApiKey::ListTransactions, version, &request).await;
+        assert_eq!(ongoing.transaction_states.len(), 1, "v{version}");
+        assert_eq!(ongoing.unknown_state_filters.iter().map(|f| f.as_str()).collect::<Vec<_>>(), vec!["Bogus"], "v{version}");
+        if version >= 1 {
+            let request = ListTransactionsRequest::default().with_duration_filter(5_000);
+            let long: ListTransactionsResponse = call(&broker, ApiKey::ListTransactions, version, &request).await;
+            assert!(long.transaction_states.is_empty(), "v{version}: nothing open for 5 s");
+        }
+    }
+    let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id("open-one"), txn_id("missing")]);
+    let described: DescribeTransactionsResponse = call(&broker, ApiKey::DescribeTransactions, 0, &request).await;
+    let open_state = &described.transaction_states[0];
+    assert_eq!((open_state.error_code, open_state.transaction_state.as_str()), (0, "Ongoing"));
+    assert_eq!((open_state.producer_id.0, open_state.producer_epoch, open_state.transaction_timeout_ms), (open_one.0, open_one.1, 60_000));
+    assert_eq!(open_state.topics.len(), 1);
+    assert_eq!(open_state.topics[0].partitions, vec![0, 1]);
+    assert_eq!(described.transaction_states[1].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -53,6 +53,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -71,7 +73,7 @@ mod tests {
         DescribeConfigsRequest, InitProducerIdRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
         DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
         OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
-        AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
+        AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, ListTransactionsRequest, DescribeTransactionsRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -107,6 +109,8 @@ mod tests {
             (ApiKey::AddPartitionsToTxn, AddPartitionsToTxnRequest::VERSIONS),
             (ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest::VERSIONS),
             (ApiKey::EndTxn, EndTxnRequest::VERSIONS),
+            (ApiKey::ListTransactions, ListTransactionsRequest::VERSIONS),
+            (ApiKey::DescribeTransactions, DescribeTransactionsRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
     ResponseHeader, SyncGroupRequest, AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
+    ListTransactionsRequest, DescribeTransactionsRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -80,6 +81,10 @@ pub enum Request {
     AddOffsetsToTxn(AddOffsetsToTxnRequest),
     /// EndTxn.
     EndTxn(EndTxnRequest),
+    /// ListTransactions.
+    ListTransactions(ListTransactionsRequest),
+    /// DescribeTransactions.
+    DescribeTransactions(DescribeTransactionsRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -164,6 +169,8 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::AddPartitionsToTxn => Request::AddPartitionsToTxn(AddPartitionsToTxnRequest::decode(&mut buf, version)?),
             ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(AddOffsetsToTxnRequest::decode(&mut buf, version)?),
             ApiKey::EndTxn => Request::EndTxn(EndTxnRequest::decode(&mut buf, version)?),
+            ApiKey::ListTransactions => Request::ListTransactions(ListTransactionsRequest::decode(&mut buf, version)?),
+            ApiKey::DescribeTransactions => Request::DescribeTransactions(DescribeTransactionsRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;
