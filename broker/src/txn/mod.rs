@@ -81,7 +81,9 @@
 //!   markers are written); the other decision, or EndTxn on Empty →
 //!   INVALID_TXN_STATE.
 //! - **Load**: the last record of each id wins; a transaction found
-//!   prepared has its markers sent again, with the new coordinator epoch.
+//!   prepared has its record written again and, once that is durable, its
+//!   markers sent again with the new coordinator epoch (the loaded record
+//!   may have been in a tail no majority had).
 //!
 //! # Invariants (asserted)
 //!
