@@ -319,15 +319,11 @@ impl TxnCoordinator {
             return Err(TxnError::ConcurrentTransactions);
         }
         let meta = txn.meta.clone().expect("an id without a pending first record has metadata");
-        // KIP-360: a producer naming its id and epoch must hold the current
-        // one, or the one before the last bump (its earlier InitProducerId
-        // succeeded but the answer was lost).
+        // KIP-360: a producer naming its producer id must name the id's
+        // (its epoch is checked below, as Kafka does).
         let given = (request.producer_id >= 0).then_some((request.producer_id, request.producer_epoch));
-        if let Some((producer_id, epoch)) = given {
-            let current = producer_id == meta.producer_id && (epoch == meta.producer_epoch || epoch == meta.last_producer_epoch);
-            if !current {
-                return Err(TxnError::ProducerFenced);
-            }
+        if given.is_some_and(|(producer_id, _)| producer_id != meta.producer_id) {
+            return Err(TxnError::ProducerFenced);
         }
         match meta.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence | TxnState::Dead => {
@@ -339,9 +335,10 @@ impl TxnCoordinator {
                 // it; the client retries until the abort is complete.
                 let mut target = meta.clone();
                 if self.config.fence_zombies && meta.producer_epoch < PRODUCER_EPOCH_EXHAUSTED {
-                    target.last_producer_epoch = meta.producer_epoch;
                     target.producer_epoch = meta.producer_epoch + 1;
                 }
+                // As Kafka's fence: no retry of an earlier epoch is honoured.
+                target.last_producer_epoch = -1;
                 target.state = TxnState::PrepareAbort;
                 target.timeout_ms = request.transaction_timeout_ms;
                 target.last_update_timestamp_ms = now;
@@ -350,9 +347,16 @@ impl TxnCoordinator {
                 Ok(Reply::Later)
             }
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
-                let retry = given.is_some_and(|(_, epoch)| epoch != meta.producer_epoch && epoch == meta.last_producer_epoch);
-                if retry {
-                    return Ok(Reply::Now(Ok((meta.producer_id, meta.producer_epoch))));
+                // KIP-360 with an epoch: the current one is bumped; the one
+                // before the last bump is a retry of it (its answer was
+                // lost), answered with the current epoch; any other is fenced.
+                match given {
+                    Some((_, epoch)) if epoch == meta.producer_epoch => {}
+                    Some((_, epoch)) if epoch >= 0 && epoch == meta.last_producer_epoch => {
+                        return Ok(Reply::Now(Ok((meta.producer_id, meta.producer_epoch))));
+                    }
+                    Some(_) => return Err(TxnError::ProducerFenced),
+                    None => {}
                 }
                 let mut target = meta.clone();
                 if !self.config.fence_zombies {
@@ -362,7 +366,9 @@ impl TxnCoordinator {
                     target.producer_epoch = 0;
                     target.last_producer_epoch = -1;
                 } else {
-                    target.last_producer_epoch = meta.producer_epoch;
+                    // Kafka remembers the epoch before a bump only when the
+                    // producer named it.
+                    target.last_producer_epoch = if given.is_some() { meta.producer_epoch } else { -1 };
                     target.producer_epoch = meta.producer_epoch + 1;
                 }
                 target.state = TxnState::Empty;
@@ -594,9 +600,9 @@ impl TxnCoordinator {
             let meta = self.transaction(&id).expect("listed").clone();
             let mut target = meta.clone();
             if meta.producer_epoch < PRODUCER_EPOCH_EXHAUSTED {
-                target.last_producer_epoch = meta.producer_epoch;
                 target.producer_epoch = meta.producer_epoch + 1;
             }
+            target.last_producer_epoch = -1;
             target.state = TxnState::PrepareAbort;
             target.last_update_timestamp_ms = now;
             tracing::info!(transactional_id = %id, producer_id = meta.producer_id, epoch = meta.producer_epoch, "transaction timed out: aborting it");

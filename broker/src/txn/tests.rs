@@ -325,6 +325,8 @@ fn a_timed_out_transaction_is_aborted_and_its_producer_fenced() {
     assert_eq!((meta.state, meta.producer_epoch), (TxnState::CompleteAbort, producer.1 + 1));
     assert!(h.markers_sent().any(|m| !m.commit && m.producer_epoch == producer.1 + 1));
     assert_eq!(h.end("t", producer, true).1, Some(Err(TxnError::ProducerFenced)));
+    assert_eq!(h.init("t", Some(producer)).1, Some(Err(TxnError::ProducerFenced)), "KIP-360 does not bring a timed-out epoch back");
+    assert_eq!(h.init("t", Some((producer.0 + 1, 0))).1, Some(Err(TxnError::ProducerFenced)), "another producer id");
 }
 
 #[test]
