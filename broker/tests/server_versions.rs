@@ -213,7 +213,7 @@ async fn every_advertised_version_answers() {
                 | ApiKey::ConsumerGroupDescribe
                 | ApiKey::TxnOffsetCommit => {}
                 // Each version of each transactional API is checked in server_txn.rs.
-                ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::EndTxn => {}
+                ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::EndTxn | ApiKey::ListTransactions | ApiKey::DescribeTransactions => {}
                 other => panic!("{other:?} is advertised but not covered by this test"),
             }
         }

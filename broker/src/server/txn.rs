@@ -130,6 +130,17 @@ impl Broker {
         Ok(value)
     }
 
+    /// Runs `f` on the core once every `__transaction_state` partition this
+    /// broker leads is loaded (ListTransactions lists them all).
+    pub(crate) fn with_txn_led_partitions_loaded<T>(&self, f: impl FnOnce(&TxnCoordinator, u64) -> T) -> Result<T, TxnError> {
+        self.with_txn_coordinator(None, |core, now_ms| {
+            for partition in 0..self.config.transaction_state_log_num_partitions.max(1) {
+                self.sync_txn_partition_ownership(core, partition, now_ms);
+            }
+            f(core, now_ms)
+        })
+    }
+
     /// A request that changes a transactional id: `call` gets a parked
     /// waiter; the answer is the one given now, or the one that arrives
     /// once the transition's record is durable (or failed).

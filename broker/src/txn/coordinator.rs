@@ -44,6 +44,9 @@ struct Txn {
     /// None while a new id's first record is pending.
     meta: Option<TxnMetadata>,
     pending: Option<Pending>,
+    /// Loaded prepared: its record is written again, and its markers sent
+    /// once that is durable (see [`TxnCoordinator::finish_load`]).
+    resume: bool,
 }
 
 /// InitProducerId with a transactional id.
@@ -204,25 +207,43 @@ impl TxnCoordinator {
             start_timestamp_ms: value.start_timestamp_ms,
             last_update_timestamp_ms: value.last_update_timestamp_ms,
         };
-        self.txns.insert(record.transactional_id, Txn { partition, meta: Some(meta), pending: None });
+        self.txns.insert(record.transactional_id, Txn { partition, meta: Some(meta), pending: None, resume: false });
     }
 
     /// The partition's records are replayed: its ids are served, and every
     /// transaction found prepared has its markers sent again (with this
     /// coordinator's epoch): the coordinator that decided may have died
     /// before writing them all.
+    ///
+    /// Not at once: the prepared record may be in the log's tail that was
+    /// never durable (the new leader had it, no majority did), and markers
+    /// sent for a record that a later failover loses would contradict the
+    /// next coordinator's decision. So the record is written again first,
+    /// and the markers follow once that append (hence everything before
+    /// it) is durable; a failed rewrite is retried on the next tick.
     pub fn finish_load(&mut self, partition: i32, now_ms: u64) {
         let owned = self.owned.get_mut(&partition).expect("finish_load follows begin_load");
         owned.loaded = true;
         let _ = now_ms;
-        let prepared: Vec<String> = self
+        for txn in self.txns.values_mut().filter(|t| t.partition == partition) {
+            txn.resume = txn.meta.as_ref().is_some_and(|m| m.state.is_prepared());
+        }
+        self.resume_prepared();
+    }
+
+    /// Writes again the record of every loaded prepared transaction not
+    /// yet resumed (see [`Self::finish_load`]).
+    fn resume_prepared(&mut self) {
+        let resuming: Vec<String> = self
             .txns
             .iter()
-            .filter(|(_, t)| t.partition == partition && t.meta.as_ref().is_some_and(|m| m.state.is_prepared()))
+            .filter(|(_, t)| t.resume && t.pending.is_none() && self.owned.get(&t.partition).is_some_and(|o| o.loaded))
             .map(|(id, _)| id.clone())
             .collect();
-        for id in prepared {
-            self.send_markers(&id);
+        for id in resuming {
+            crate::mark!("txn.coordinator.resumed_prepared");
+            let current = self.transaction(&id).expect("a resumed transaction has metadata").clone();
+            self.propose(&id, Some(current), None, false);
         }
     }
 
@@ -290,7 +311,7 @@ impl TxnCoordinator {
                 start_timestamp_ms: -1,
                 last_update_timestamp_ms: now,
             };
-            self.txns.insert(id.to_string(), Txn { partition: self.partition_of(id), meta: None, pending: None });
+            self.txns.insert(id.to_string(), Txn { partition: self.partition_of(id), meta: None, pending: None, resume: false });
             self.propose(id, Some(meta), Some((waiter, Ok((producer_id, 0)))), false);
             return Ok(Reply::Later);
         };
@@ -298,15 +319,11 @@ impl TxnCoordinator {
             return Err(TxnError::ConcurrentTransactions);
         }
         let meta = txn.meta.clone().expect("an id without a pending first record has metadata");
-        // KIP-360: a producer naming its id and epoch must hold the current
-        // one, or the one before the last bump (its earlier InitProducerId
-        // succeeded but the answer was lost).
+        // KIP-360: a producer naming its producer id must name the id's
+        // (its epoch is checked below, as Kafka does).
         let given = (request.producer_id >= 0).then_some((request.producer_id, request.producer_epoch));
-        if let Some((producer_id, epoch)) = given {
-            let current = producer_id == meta.producer_id && (epoch == meta.producer_epoch || epoch == meta.last_producer_epoch);
-            if !current {
-                return Err(TxnError::ProducerFenced);
-            }
+        if given.is_some_and(|(producer_id, _)| producer_id != meta.producer_id) {
+            return Err(TxnError::ProducerFenced);
         }
         match meta.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence | TxnState::Dead => {
@@ -318,9 +335,10 @@ impl TxnCoordinator {
                 // it; the client retries until the abort is complete.
                 let mut target = meta.clone();
                 if self.config.fence_zombies && meta.producer_epoch < PRODUCER_EPOCH_EXHAUSTED {
-                    target.last_producer_epoch = meta.producer_epoch;
                     target.producer_epoch = meta.producer_epoch + 1;
                 }
+                // As Kafka's fence: no retry of an earlier epoch is honoured.
+                target.last_producer_epoch = -1;
                 target.state = TxnState::PrepareAbort;
                 target.timeout_ms = request.transaction_timeout_ms;
                 target.last_update_timestamp_ms = now;
@@ -329,9 +347,16 @@ impl TxnCoordinator {
                 Ok(Reply::Later)
             }
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
-                let retry = given.is_some_and(|(_, epoch)| epoch != meta.producer_epoch && epoch == meta.last_producer_epoch);
-                if retry {
-                    return Ok(Reply::Now(Ok((meta.producer_id, meta.producer_epoch))));
+                // KIP-360 with an epoch: the current one is bumped; the one
+                // before the last bump is a retry of it (its answer was
+                // lost), answered with the current epoch; any other is fenced.
+                match given {
+                    Some((_, epoch)) if epoch == meta.producer_epoch => {}
+                    Some((_, epoch)) if epoch >= 0 && epoch == meta.last_producer_epoch => {
+                        return Ok(Reply::Now(Ok((meta.producer_id, meta.producer_epoch))));
+                    }
+                    Some(_) => return Err(TxnError::ProducerFenced),
+                    None => {}
                 }
                 let mut target = meta.clone();
                 if !self.config.fence_zombies {
@@ -341,7 +366,9 @@ impl TxnCoordinator {
                     target.producer_epoch = 0;
                     target.last_producer_epoch = -1;
                 } else {
-                    target.last_producer_epoch = meta.producer_epoch;
+                    // Kafka remembers the epoch before a bump only when the
+                    // producer named it.
+                    target.last_producer_epoch = if given.is_some() { meta.producer_epoch } else { -1 };
                     target.producer_epoch = meta.producer_epoch + 1;
                 }
                 target.state = TxnState::Empty;
@@ -483,7 +510,12 @@ impl TxnCoordinator {
                     self.txns.remove(&id);
                 }
                 Some(target) => {
-                    check_transition(txn.meta.as_ref(), &target);
+                    if txn.resume {
+                        assert_eq!(Some(&target), txn.meta.as_ref(), "a rewrite changes nothing");
+                        txn.resume = false;
+                    } else {
+                        check_transition(txn.meta.as_ref(), &target);
+                    }
                     txn.meta = Some(target);
                     if txn.meta.as_ref().is_some_and(|m| m.state.is_prepared()) {
                         self.send_markers(&id);
@@ -496,6 +528,9 @@ impl TxnCoordinator {
                     None => {
                         self.txns.remove(&id);
                     }
+                    // A failed rewrite of a loaded prepared transaction:
+                    // retried on the next tick.
+                    Some(_) if txn.resume => {}
                     // A failed completion: the markers are written again
                     // (idempotent), and the completion retried after them.
                     Some(meta) if meta.state.is_prepared() => self.send_markers(&id),
@@ -519,7 +554,7 @@ impl TxnCoordinator {
     /// ignored.
     pub fn markers_written(&mut self, now_ms: u64, markers: &MarkerRequest) {
         let Some(txn) = self.txns.get(&markers.transactional_id) else { return };
-        if self.owned.get(&txn.partition).map(|o| o.coordinator_epoch) != Some(markers.coordinator_epoch) || txn.pending.is_some() {
+        if self.owned.get(&txn.partition).map(|o| o.coordinator_epoch) != Some(markers.coordinator_epoch) || txn.pending.is_some() || txn.resume {
             return;
         }
         let Some(meta) = &txn.meta else { return };
@@ -540,6 +575,7 @@ impl TxnCoordinator {
     /// `abortTimedOutTransactions`), and ids complete and unused for
     /// `transactional.id.expiration.ms` are removed (a tombstone).
     pub fn tick(&mut self, now_ms: u64) {
+        self.resume_prepared();
         if now_ms < self.next_cleanup_ms {
             return;
         }
@@ -548,7 +584,7 @@ impl TxnCoordinator {
         let mut aborts = Vec::new();
         let mut expired = Vec::new();
         for (id, txn) in &self.txns {
-            if !self.owned.get(&txn.partition).is_some_and(|o| o.loaded) || txn.pending.is_some() {
+            if !self.owned.get(&txn.partition).is_some_and(|o| o.loaded) || txn.pending.is_some() || txn.resume {
                 continue;
             }
             let Some(meta) = &txn.meta else { continue };
@@ -564,9 +600,9 @@ impl TxnCoordinator {
             let meta = self.transaction(&id).expect("listed").clone();
             let mut target = meta.clone();
             if meta.producer_epoch < PRODUCER_EPOCH_EXHAUSTED {
-                target.last_producer_epoch = meta.producer_epoch;
                 target.producer_epoch = meta.producer_epoch + 1;
             }
+            target.last_producer_epoch = -1;
             target.state = TxnState::PrepareAbort;
             target.last_update_timestamp_ms = now;
             tracing::info!(transactional_id = %id, producer_id = meta.producer_id, epoch = meta.producer_epoch, "transaction timed out: aborting it");
@@ -586,7 +622,9 @@ impl TxnCoordinator {
     fn propose(&mut self, transactional_id: &str, target: Option<TxnMetadata>, reply: Option<(Waiter, Answer)>, fencing: bool) {
         let txn = self.txns.get_mut(transactional_id).expect("a transition of a known id");
         assert!(txn.pending.is_none(), "one transition at a time per id ({transactional_id})");
-        if let Some(target) = &target {
+        if txn.resume {
+            assert_eq!(target.as_ref(), txn.meta.as_ref(), "a resumed transaction's record is written again unchanged");
+        } else if let Some(target) = &target {
             check_transition(txn.meta.as_ref(), target);
         } else {
             assert!(txn.meta.as_ref().is_some_and(|m| m.state.is_complete()), "only a complete id expires");
@@ -603,6 +641,7 @@ impl TxnCoordinator {
         let txn = &self.txns[transactional_id];
         let meta = txn.meta.as_ref().expect("markers of a known transaction");
         assert!(meta.state.is_prepared(), "markers are only sent from PrepareCommit or PrepareAbort, not {:?}", meta.state);
+        assert!(!txn.resume, "markers of a loaded transaction only once its record is durable again");
         assert!(!meta.partitions.is_empty(), "a prepared transaction has partitions");
         let coordinator_epoch = self.owned.get(&txn.partition).expect("markers only from a served partition").coordinator_epoch;
         self.outputs.push(TxnOutput::SendMarkers(MarkerRequest {

@@ -59,9 +59,11 @@
 //!   CONCURRENT_TRANSACTIONS until the abort is complete; the client
 //!   retries. Prepare* → CONCURRENT_TRANSACTIONS. A timeout above
 //!   `transaction.max.timeout.ms` → INVALID_TRANSACTION_TIMEOUT. KIP-360:
-//!   a producer naming its producer id and epoch must hold the current one
-//!   (or the one before the last bump: a retry, answered with the current
-//!   epoch), else PRODUCER_FENCED.
+//!   a producer naming its producer id must name the id's; in a complete
+//!   state its epoch must be the current one (bumped) or the one before a
+//!   bump it asked for (a retry whose answer was lost: answered with the
+//!   current epoch), else PRODUCER_FENCED. A fencing or timeout abort
+//!   honours no earlier epoch, so a timed-out producer stays fenced.
 //! - **The teaching knob `transaction.fence.zombies`** (default true):
 //!   false makes InitProducerId of an existing id keep its epoch, so the
 //!   previous instance of a producer (a zombie, e.g. one that was paused
@@ -81,7 +83,9 @@
 //!   markers are written); the other decision, or EndTxn on Empty →
 //!   INVALID_TXN_STATE.
 //! - **Load**: the last record of each id wins; a transaction found
-//!   prepared has its markers sent again, with the new coordinator epoch.
+//!   prepared has its record written again and, once that is durable, its
+//!   markers sent again with the new coordinator epoch (the loaded record
+//!   may have been in a tail no majority had).
 //!
 //! # Invariants (asserted)
 //!

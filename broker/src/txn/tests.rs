@@ -325,6 +325,8 @@ fn a_timed_out_transaction_is_aborted_and_its_producer_fenced() {
     assert_eq!((meta.state, meta.producer_epoch), (TxnState::CompleteAbort, producer.1 + 1));
     assert!(h.markers_sent().any(|m| !m.commit && m.producer_epoch == producer.1 + 1));
     assert_eq!(h.end("t", producer, true).1, Some(Err(TxnError::ProducerFenced)));
+    assert_eq!(h.init("t", Some(producer)).1, Some(Err(TxnError::ProducerFenced)), "KIP-360 does not bring a timed-out epoch back");
+    assert_eq!(h.init("t", Some((producer.0 + 1, 0))).1, Some(Err(TxnError::ProducerFenced)), "another producer id");
 }
 
 #[test]
@@ -350,6 +352,9 @@ fn a_new_coordinator_resumes_a_prepared_transaction() {
     let _ = h.end("t", producer, true);
     assert!(h.resolve(true));
     h.failover(0);
+    assert!(h.markers.is_empty(), "not before the loaded decision is durable again");
+    assert_eq!(h.end("t", producer, true).1, Some(Err(TxnError::ConcurrentTransactions)));
+    assert!(h.resolve(true));
     let markers = h.markers.front().cloned().expect("markers sent again after the load");
     assert!(markers.commit);
     assert_eq!(markers.coordinator_epoch, 1);
@@ -677,8 +682,11 @@ fn run(actions: Vec<Action>, seed: u64, fence_zombies: bool, refuse: bool) -> Re
             }
         }
     }
-    // Heal: everything durable, every marker written; nothing stays prepared.
+    // Heal: everything durable, every marker written (a failed rewrite of
+    // a loaded decision is retried on a tick); nothing stays prepared.
     h.refuse_per_256 = 0;
+    h.settle();
+    h.tick(0);
     h.settle();
     model.check_markers(&h)?;
     for id in IDS {

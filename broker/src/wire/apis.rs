@@ -58,6 +58,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// The supported version range of `api`, if implemented.
@@ -79,6 +81,7 @@ mod tests {
         WriteTxnMarkersRequest,
         AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
         TxnOffsetCommitRequest,
+        ListTransactionsRequest, DescribeTransactionsRequest,
     };
     use kafka_protocol::protocol::Message;
 
@@ -116,6 +119,8 @@ mod tests {
             (ApiKey::AddOffsetsToTxn, AddOffsetsToTxnRequest::VERSIONS),
             (ApiKey::EndTxn, EndTxnRequest::VERSIONS),
             (ApiKey::TxnOffsetCommit, TxnOffsetCommitRequest::VERSIONS),
+            (ApiKey::ListTransactions, ListTransactionsRequest::VERSIONS),
+            (ApiKey::DescribeTransactions, DescribeTransactionsRequest::VERSIONS),
         ];
         for (api, min, max) in SUPPORTED_APIS {
             let range = known.iter().find(|(k, _)| k == api).expect("listed").1;

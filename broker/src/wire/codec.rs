@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
     ResponseHeader, SyncGroupRequest, WriteTxnMarkersRequest, AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, TxnOffsetCommitRequest,
+    ListTransactionsRequest, DescribeTransactionsRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -84,6 +85,10 @@ pub enum Request {
     EndTxn(EndTxnRequest),
     /// TxnOffsetCommit.
     TxnOffsetCommit(TxnOffsetCommitRequest),
+    /// ListTransactions.
+    ListTransactions(ListTransactionsRequest),
+    /// DescribeTransactions.
+    DescribeTransactions(DescribeTransactionsRequest),
 }
 
 /// Why a request frame could not be decoded.
@@ -170,6 +175,8 @@ pub fn decode_request(payload: &Bytes) -> Result<(RequestHeader, Request), Decod
             ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(AddOffsetsToTxnRequest::decode(&mut buf, version)?),
             ApiKey::EndTxn => Request::EndTxn(EndTxnRequest::decode(&mut buf, version)?),
             ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(TxnOffsetCommitRequest::decode(&mut buf, version)?),
+            ApiKey::ListTransactions => Request::ListTransactions(ListTransactionsRequest::decode(&mut buf, version)?),
+            ApiKey::DescribeTransactions => Request::DescribeTransactions(DescribeTransactionsRequest::decode(&mut buf, version)?),
             _ => anyhow::bail!("unreachable: {api:?} passed the support table"),
         })
     })?;

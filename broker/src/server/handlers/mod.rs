@@ -111,6 +111,10 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: Request) -
             let response = transactions::add_offsets_to_txn(broker, header, request).await;
             encode(ApiKey::AddOffsetsToTxn, header, &response)
         }
+        Request::ListTransactions(request) => encode(ApiKey::ListTransactions, header, &transactions::list_transactions(broker, request)),
+        Request::DescribeTransactions(request) => {
+            encode(ApiKey::DescribeTransactions, header, &transactions::describe_transactions(broker, request))
+        }
         Request::EndTxn(request) => {
             let response = transactions::end_txn(broker, header, request).await;
             encode(ApiKey::EndTxn, header, &response)

@@ -1,7 +1,8 @@
 //! The transactional APIs a producer sends its coordinator:
 //! AddPartitionsToTxn (v0–5; v4+ batched by transactional id, with
 //! `verify_only`, KIP-890 part 1), AddOffsetsToTxn (v0–4) and EndTxn
-//! (v0–4); InitProducerId with a transactional id is in
+//! (v0–4), and the admin's ListTransactions (v0–1) and
+//! DescribeTransactions (v0); InitProducerId with a transactional id is in
 //! `init_producer_id.rs`. Each decodes, asks the core
 //! ([`crate::txn::TxnCoordinator`], through `server::txn`) and encodes its
 //! answer. A fenced producer is told PRODUCER_FENCED from the version
@@ -9,10 +10,12 @@
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult};
+use kafka_protocol::messages::{describe_transactions_response, list_transactions_response};
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, ProducerId,
-    RequestHeader, TopicName,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, DescribeTransactionsRequest,
+    DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId, RequestHeader, TopicName,
 };
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::error_codes::KafkaErrorCode;
@@ -142,3 +145,85 @@ pub(super) async fn end_txn(broker: &Broker, header: &RequestHeader, request: En
     }
 }
 
+
+/// Kafka's state names, as ListTransactions filters them.
+const STATE_NAMES: [&str; 8] = ["Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "Dead", "PrepareEpochFence"];
+
+/// ListTransactions: the ids this broker coordinates, filtered by state,
+/// producer id and (v1) how long their transaction has been open. An
+/// admin client asks every broker.
+pub(super) fn list_transactions(broker: &Broker, request: ListTransactionsRequest) -> ListTransactionsResponse {
+    let unknown: Vec<StrBytes> = request.state_filters.iter().filter(|f| !STATE_NAMES.contains(&f.as_str())).cloned().collect();
+    let listed = broker.with_txn_led_partitions_loaded(|core, now_ms| {
+        core.transactions()
+            .filter_map(|(id, meta)| {
+                let state = core.visible_state(id).unwrap_or(meta.state);
+                let state_ok = request.state_filters.is_empty() || request.state_filters.iter().any(|f| f.as_str() == state.name());
+                let producer_ok = request.producer_id_filters.is_empty() || request.producer_id_filters.iter().any(|p| p.0 == meta.producer_id);
+                let running_ms = (now_ms as i64).saturating_sub(meta.start_timestamp_ms);
+                let duration_ok = request.duration_filter < 0 || (meta.start_timestamp_ms >= 0 && running_ms >= request.duration_filter);
+                (state_ok && producer_ok && duration_ok).then(|| {
+                    list_transactions_response::TransactionState::default()
+                        .with_transactional_id(kafka_protocol::messages::TransactionalId(StrBytes::from_string(id.to_string())))
+                        .with_producer_id(ProducerId(meta.producer_id))
+                        .with_transaction_state(StrBytes::from_static_str(state.name()))
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    match listed {
+        Ok(states) => ListTransactionsResponse::default().with_unknown_state_filters(unknown).with_transaction_states(states),
+        Err(error) => ListTransactionsResponse::default().with_error_code(error.kafka_error_code()),
+    }
+}
+
+/// DescribeTransactions: each id's state, producer, timeout, start time
+/// and partitions, from its coordinator (NOT_COORDINATOR elsewhere,
+/// TRANSACTIONAL_ID_NOT_FOUND for an unknown id).
+pub(super) fn describe_transactions(broker: &Broker, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+    let states = request
+        .transactional_ids
+        .iter()
+        .map(|id| {
+            let answer = describe_transactions_response::TransactionState::default().with_transactional_id(id.clone());
+            let described = broker.with_txn_coordinator(Some(id.as_str()), |core, _| {
+                core.check_coordinator(id.as_str())?;
+                let meta = core.transaction(id.as_str()).ok_or(TxnError::TransactionalIdNotFound)?;
+                Ok((meta.clone(), core.visible_state(id.as_str()).unwrap_or(meta.state)))
+            });
+            match described.and_then(|d| d) {
+                Ok((meta, state)) => {
+                    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = std::collections::BTreeMap::new();
+                    for (topic, partition) in &meta.partitions {
+                        by_topic.entry(topic.clone()).or_default().push(*partition);
+                    }
+                    let topics = by_topic
+                        .into_iter()
+                        .map(|(topic, partitions)| describe_transactions_response::TopicData::default().with_topic(TopicName(topic.into())).with_partitions(partitions))
+                        .collect();
+                    answer
+                        .with_transaction_state(StrBytes::from_static_str(state.name()))
+                        .with_transaction_timeout_ms(meta.timeout_ms)
+                        .with_transaction_start_time_ms(meta.start_timestamp_ms)
+                        .with_producer_id(ProducerId(meta.producer_id))
+                        .with_producer_epoch(meta.producer_epoch)
+                        .with_topics(topics)
+                }
+                Err(error) => answer.with_error_code(error.kafka_error_code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
+            }
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_are_the_cores() {
+        use crate::txn::TxnState::*;
+        let names: Vec<&str> = [Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit, CompleteAbort, Dead, PrepareEpochFence].iter().map(|s| s.name()).collect();
+        assert_eq!(names, STATE_NAMES);
+    }
+}
