@@ -3,7 +3,8 @@
 //! confluent-kafka): a transaction across two partitions commits and
 //! another aborts, read_committed sees exactly the committed records and
 //! read_uncommitted sees both, and a second producer with the same
-//! `transactional.id` fences the first.
+//! `transactional.id` fences the first mid-transaction; kafka-python's
+//! transactional producer commits and aborts, read back the same way.
 #![cfg(not(madsim))]
 
 use std::path::Path;
