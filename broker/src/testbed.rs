@@ -78,6 +78,7 @@ pub const MARKS: &[(&str, &str)] = &[
     ("txn.coordinator.fence_ongoing", "InitProducerId found its id's transaction open: the epoch was bumped and the transaction aborted (zombie fencing)"),
     ("txn.coordinator.loaded_ids", "a transaction coordinator loaded a __transaction_state partition that already held ids (it took over from another)"),
     ("txn.coordinator.markers_retried", "writing a transaction's markers failed on some partition and was retried"),
+    ("txn.coordinator.resumed_prepared", "a coordinator that took over found a transaction prepared and wrote its markers again"),
     ("txn.coordinator.timed_out", "an open transaction passed its timeout and the coordinator aborted it"),
     ("txn.coordinator.unloaded", "a broker stopped leading a __transaction_state partition and unloaded its transactional ids (coordinator failover)"),
 ];

@@ -9,8 +9,11 @@
 //! partitions each. The processes:
 //!
 //! - 0 and 1: transactional producers (`txn-0`, `txn-1`). Each transaction
-//!   sends 1 to 4 unique integers to partitions of `a` and `b` the seed
-//!   picks, and commits, or aborts on purpose (one in five). A transaction
+//!   sends 1 to 4 unique integers to its producer's partition of `a` and of
+//!   `b` (producer 0 writes `a-0` and `b-0`, producer 1 `a-1` and `b-1`:
+//!   Kafka does not isolate concurrent transactions that write the same
+//!   partitions, and such write cycles are not what this scenario judges),
+//!   picked by the seed, and commits, or aborts on purpose (one in five). A transaction
 //!   that lost a send aborts. An abort is a `fail` in the history; a
 //!   commit or abort whose outcome is unknown is `info`, and the producer
 //!   then initializes again (fencing its own past and finishing what it
@@ -18,9 +21,9 @@
 //! - 2: an idempotent producer of unique integers to `in` (with ambiguous
 //!   retries, as Kafka's producer retries).
 //! - 3 and 4: a consume-transform-produce job, transactional id `etl`: it
-//!   reads `in` (read_committed), writes each value plus 100 000 000 to the
-//!   same partition of `out`, and commits its input offsets for group `etl`
-//!   in the same transaction. One of the two runs at a time; at each
+//!   reads `in` (read_committed), writes a new unique value per input
+//!   record to the same partition of `out`, and commits its input offsets
+//!   for group `etl` in the same transaction. One of the two runs at a time; at each
 //!   handover of the job schedule the running one freezes right after a
 //!   poll (a stop-the-world pause) while the other starts, fences it with
 //!   InitProducerId and resumes from the committed offsets; the frozen one
@@ -73,8 +76,10 @@ const INPUT: &str = "in";
 const OUTPUT: &str = "out";
 const JOB_GROUP: &str = "etl";
 const JOB_TRANSACTIONAL_ID: &str = "etl";
-/// What the job adds to an input value to make its output value.
-const OUTPUT_OFFSET: i64 = 100_000_000;
+/// A job process's output values start at its process number times this
+/// (each attempt at forwarding an input writes a new value: an aborted
+/// attempt's values must not reappear in the committed retry).
+const OUTPUT_VALUES_PER_PROCESS: i64 = 100_000_000;
 const TXN_PRODUCERS: [u64; 2] = [0, 1];
 const INPUT_PRODUCER: u64 = 2;
 const JOB_PROCESSES: [u64; 2] = [3, 4];
@@ -314,7 +319,12 @@ async fn end_transaction(producer: &mut TransactionalProducer, commit: bool) -> 
 async fn txn_producer_process(process: u64, seed: u64, bootstrap: String, clients: ClientSettings, history: Recorder, stop: Arc<AtomicBool>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (process + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let config = transactional_config(process, &bootstrap, &clients, &format!("txn-{process}"));
-    let targets: Vec<TopicPartition> = TXN_TOPICS.iter().copied().flat_map(partitions_of).collect();
+    // Partition `process` of each topic: Kafka's transactions do not
+    // isolate concurrent writers (two transactions writing the same
+    // partitions interleave, a write cycle Kafka allows), so each producer
+    // owns its partitions and the dependency graph judges atomicity and
+    // order, not an isolation Kafka never promised.
+    let targets: Vec<TopicPartition> = TXN_TOPICS.iter().map(|topic| TopicPartition::new(*topic, process as i32)).collect();
     let mut next_value = process as i64 * 1_000_000;
     let mut producer = None;
     while !stop.load(Ordering::SeqCst) {
@@ -383,6 +393,7 @@ async fn job_process(process: u64, bootstrap: String, clients: ClientSettings, h
         ..ConsumerConfig::default()
     };
     let keys: Vec<String> = partitions_of(INPUT).iter().map(history_key).collect();
+    let mut next_output = process as i64 * OUTPUT_VALUES_PER_PROCESS;
     let mut first_incarnation = true;
     'incarnation: while !stop.load(Ordering::SeqCst) {
         if running.load(Ordering::SeqCst) != process {
@@ -436,7 +447,8 @@ async fn job_process(process: u64, bootstrap: String, clients: ClientSettings, h
             for record in &records {
                 let Some(value) = parse_value(record.value.as_deref()) else { continue };
                 read.entry(history_key(&record.tp)).or_default().push(json!([record.offset, value]));
-                outputs.push((TopicPartition::new(OUTPUT, record.tp.partition), value + OUTPUT_OFFSET));
+                next_output += 1;
+                outputs.push((TopicPartition::new(OUTPUT, record.tp.partition), next_output));
             }
             let mut invoked = vec![json!(["poll"])];
             invoked.extend(outputs.iter().map(|(tp, value)| json!(["send", history_key(tp), value])));
