@@ -192,6 +192,17 @@ pub struct BrokerConfig {
     /// committed ones and deliver them. Breaks read_committed; it shows
     /// what the aborted-transaction index is for.
     pub transaction_aborted_index_enable: bool,
+    /// KIP-890 part 1 (`transaction.partition.verification.enable`, default
+    /// true): before a partition leader accepts a transactional batch that
+    /// would open its producer's transaction on the partition, it asks the
+    /// transaction coordinator whether the partition is in that producer's
+    /// ongoing transaction, and refuses the batch (INVALID_TXN_STATE) if
+    /// not. A produce delayed past the end of its transaction would
+    /// otherwise open a transaction no coordinator knows (a hanging
+    /// transaction: the last stable offset stops) or slip into the
+    /// producer's next one. False is a TEACHING KNOB that turns the defense
+    /// off.
+    pub transaction_partition_verification_enable: bool,
     /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`,
     /// Kafka's default 50). Fixed once the topic exists: a group's
     /// coordinator follows from it.
@@ -256,6 +267,7 @@ impl Default for BrokerConfig {
             replication_truncate_to_high_watermark: false,
             producer_id_expiration_ms: crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             transaction_aborted_index_enable: true,
+            transaction_partition_verification_enable: true,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             group: crate::group::GroupConfig::default(),
@@ -347,6 +359,7 @@ impl BrokerConfig {
         "replication.truncate_to_high_watermark",
         "producer.id.expiration.ms",
         "transaction.aborted.index.enable",
+        "transaction.partition.verification.enable",
         "offsets.topic.num.partitions",
         "offsets.topic.replication.factor",
         "offsets.retention.minutes",
@@ -419,6 +432,7 @@ impl BrokerConfig {
             "replication.truncate_to_high_watermark" => self.replication_truncate_to_high_watermark = parse_bool(key, value)?,
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = parse_number(key, value)?,
             "transaction.aborted.index.enable" => self.transaction_aborted_index_enable = parse_bool(key, value)?,
+            "transaction.partition.verification.enable" => self.transaction_partition_verification_enable = parse_bool(key, value)?,
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse_number(key, value)?,
             "offsets.topic.replication.factor" => self.offsets_topic_replication_factor = parse_number(key, value)?,
             "offsets.retention.minutes" => {

@@ -79,6 +79,7 @@ pub const MARKS: &[(&str, &str)] = &[
     ("txn.coordinator.loaded_ids", "a transaction coordinator loaded a __transaction_state partition that already held ids (it took over from another)"),
     ("txn.coordinator.markers_retried", "writing a transaction's markers failed on some partition and was retried"),
     ("txn.coordinator.resumed_prepared", "a coordinator that took over found a transaction prepared and wrote its markers again"),
+    ("txn.partition.verification_refused", "a partition leader refused a transactional batch its coordinator did not have in the producer's ongoing transaction (KIP-890 part 1: a late produce)"),
     ("txn.coordinator.timed_out", "an open transaction passed its timeout and the coordinator aborted it"),
     ("txn.coordinator.unloaded", "a broker stopped leading a __transaction_state partition and unloaded its transactional ids (coordinator failover)"),
 ];

@@ -95,6 +95,9 @@ impl Cluster {
             controller_quorum_voters: Some(format!("1@127.0.0.1:{api_port}")),
             broker_heartbeat_interval_ms: 100,
             auto_create_topics: false,
+            // The marker test produces transactional batches with no
+            // coordinator behind them (the partition side alone).
+            transaction_partition_verification_enable: false,
             ..BrokerConfig::default()
         };
         let broker = Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap();

@@ -138,7 +138,12 @@ async fn check_ended(broker: &Broker, pid: i64) {
 
 #[tokio::test]
 async fn markers_end_transactions_and_read_committed_sees_only_decided_records() {
-    let (broker, dir) = open_broker("txn-partition");
+    let dir = std::env::temp_dir().join(format!("dlog-txn-partition-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The partition side alone: batches are produced without a coordinator
+    // having added their partitions, so KIP-890's verification is off.
+    let config = BrokerConfig { data_dir: dir.clone(), transaction_partition_verification_enable: false, ..BrokerConfig::default() };
+    let broker = Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap();
     assert_eq!(create_topic(&broker, TOPIC, 2).await, 0);
     let init: InitProducerIdResponse = call(&broker, ApiKey::InitProducerId, 1, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000)).await;
     assert_eq!(init.error_code, 0);
@@ -183,7 +188,7 @@ async fn markers_end_transactions_and_read_committed_sees_only_decided_records()
     // Restarted: the same answers, rebuilt from the log.
     broker.shutdown();
     drop(broker);
-    let config = BrokerConfig { data_dir: dir.clone(), ..BrokerConfig::default() };
+    let config = BrokerConfig { data_dir: dir.clone(), transaction_partition_verification_enable: false, ..BrokerConfig::default() };
     let broker = Broker::open(config, Arc::new(RealDisk), ManualClock::new(2_000)).unwrap();
     assert_eq!(latest_offset(&broker, 0, READ_COMMITTED).await, 4, "the open transaction still holds partition 0");
     assert_eq!(latest_offset(&broker, 0, READ_UNCOMMITTED).await, 5);
@@ -208,7 +213,7 @@ async fn without_the_aborted_index_read_committed_reports_no_aborts() {
     let (broker, dir) = open_broker("txn-partition-knob");
     broker.shutdown();
     drop(broker);
-    let config = BrokerConfig { data_dir: dir.clone(), transaction_aborted_index_enable: false, ..BrokerConfig::default() };
+    let config = BrokerConfig { data_dir: dir.clone(), transaction_aborted_index_enable: false, transaction_partition_verification_enable: false, ..BrokerConfig::default() };
     let broker = Broker::open(config, Arc::new(RealDisk), ManualClock::new(1_000)).unwrap();
     assert_eq!(create_topic(&broker, TOPIC, 1).await, 0);
     assert_eq!(send(&broker, 0, producer_batch(5, 0, 0, true, &["u1"])).await, (0, 0));

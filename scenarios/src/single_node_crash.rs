@@ -293,6 +293,14 @@ pub(crate) async fn consumer_process(
                         }
                     });
                     let now_ms = sim::clock::elapsed_ns() / 1_000_000;
+                    if !caught_up && clean_polls_after_stop % 100 == 0 {
+                        let behind: Vec<String> = partitions
+                            .iter()
+                            .filter(|tp| !matches!((consumer.position(tp), consumer.high_watermark(tp)), (Some(p), Some(hw)) if p >= hw))
+                            .map(|tp| format!("{tp} at {:?} of {:?}", consumer.position(tp), consumer.high_watermark(tp)))
+                            .collect();
+                        tracing::info!(process, ?behind, "draining: not caught up yet");
+                    }
                     caught_up_since_ms = if caught_up { Some(caught_up_since_ms.unwrap_or(now_ms)) } else { None };
                     let quiet = now_ms >= drain_started_ms + quiet_ms && caught_up_since_ms.is_some_and(|since| now_ms >= since + quiet_ms);
                     if caught_up && quiet && clean_polls_after_stop >= 2 {

@@ -80,6 +80,21 @@ const GROUP_CHAOS: &[&str] = &[
     "controller.broker.fenced",
 ];
 
+const TXN_CHAOS: &[&str] = &[
+    "group.txn_offsets.committed",
+    "group.txn_offsets.aborted",
+    "txn.coordinator.append_failed",
+    "txn.coordinator.fence_ongoing",
+    "txn.coordinator.loaded_ids",
+    "txn.coordinator.markers_retried",
+    "txn.coordinator.resumed_prepared",
+    "txn.coordinator.timed_out",
+    "txn.coordinator.unloaded",
+    "txn.partition.verification_refused",
+    "producer_state.duplicate_answered",
+    "storage.compaction.segment",
+];
+
 const CONTROLLER_LEADER_KILL: &[&str] = &["raft.leader.elected", "raft.log.truncate_conflict", "raft.append.reject_conflict_term"];
 
 /// Marks no scenario reaches at its default settings today, and why.
@@ -95,8 +110,7 @@ const UNREACHED: &[(&str, &str)] = &[
     ),
     ("storage.recovery.rebuild_index", "crashes leave no clean-shutdown marker, so the last segment is scanned, not indexed"),
     ("storage.reload_after_failure", "not reached in seeds 1..300 of single-node-crash, controller-chaos or replication-chaos"),
-    ("storage.compaction.segment", "only group-chaos compacts (__consumer_offsets), in about 1 seed of 40"),
-    ("producer_state.duplicate_answered", "reached only with client.enable.idempotence=true; tests/tests/sim_idempotence.rs requires it"),
+    ("txn.coordinator.expired_id", "transactional.id.expiration.ms is 7 days; no run lasts that long"),
     ("storage.retention.delete_segment", "no scenario sets a retention limit"),
 ];
 
@@ -155,6 +169,11 @@ fn group_chaos_reaches_its_marks() {
 }
 
 #[test]
+fn txn_chaos_reaches_its_marks() {
+    assert_reaches("txn-chaos", SEEDS, TXN_CHAOS);
+}
+
+#[test]
 fn controller_leader_kill_reaches_its_marks() {
     assert_reaches("controller-leader-kill", SEEDS, CONTROLLER_LEADER_KILL);
 }
@@ -162,7 +181,7 @@ fn controller_leader_kill_reaches_its_marks() {
 #[test]
 fn every_mark_is_required_somewhere_or_explained() {
     let required: Vec<&str> =
-        [SINGLE_NODE_CRASH, REPLICATION_CHAOS, REPLICATION_CHAOS_RARE, CONTROLLER_CHAOS, CONTROLLER_LEADER_KILL, GROUP_CHAOS].concat();
+        [SINGLE_NODE_CRASH, REPLICATION_CHAOS, REPLICATION_CHAOS_RARE, CONTROLLER_CHAOS, CONTROLLER_LEADER_KILL, GROUP_CHAOS, TXN_CHAOS].concat();
     for (name, _) in MARKS {
         let explained = UNREACHED.iter().any(|(n, _)| n == name);
         assert!(

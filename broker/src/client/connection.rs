@@ -87,14 +87,19 @@ impl Connection {
 
     /// Sends `request` at `version` and waits up to `timeout_ms` for the response.
     pub async fn request<R: Request>(&mut self, request: &R, version: i16, timeout_ms: u64) -> Result<R::Response, ClientError> {
-        let correlation_id = self.send(request, version).await?;
         let api = ApiKey::try_from(R::KEY).map_err(|_| ClientError::BadResponse("unknown api".into()))?;
-        let read = wire::read_frame(&mut self.stream, self.response_bytes_max);
-        let frame = match tokio::time::timeout(Duration::from_millis(timeout_ms), read).await {
+        // The timeout bounds the write too: a peer that stopped reading (a
+        // paused or cut-off broker) can leave the write waiting forever.
+        let exchange = async {
+            let correlation_id = self.send(request, version).await?;
+            let frame = wire::read_frame(&mut self.stream, self.response_bytes_max).await?;
+            Ok::<_, ClientError>((correlation_id, frame))
+        };
+        let (correlation_id, frame) = match tokio::time::timeout(Duration::from_millis(timeout_ms), exchange).await {
             Err(_) => return Err(ClientError::Timeout { timeout_ms }),
-            Ok(Err(error)) => return Err(error.into()),
-            Ok(Ok(None)) => return Err(wire::FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()).into()),
-            Ok(Ok(Some(frame))) => frame,
+            Ok(Err(error)) => return Err(error),
+            Ok(Ok((_, None))) => return Err(wire::FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()).into()),
+            Ok(Ok((correlation_id, Some(frame)))) => (correlation_id, frame),
         };
         let (response_correlation_id, response) =
             codec::decode_response::<R::Response>(api, version, &frame).map_err(|e| ClientError::BadResponse(e.to_string()))?;

@@ -27,7 +27,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     produce_request::{PartitionProduceData, TopicProduceData},
-    InitProducerIdRequest, ProduceRequest, ProducerId, TopicName,
+    InitProducerIdRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -120,6 +120,9 @@ pub struct Producer {
     /// transactional attribute, and the producer id comes from the
     /// transaction coordinator (never taken anew here).
     transactional: bool,
+    /// The transactional id the produce requests name (KIP-890: the
+    /// partition leader verifies the batch with its coordinator).
+    transactional_id: Option<String>,
     /// Transactional: a send's outcome stayed unknown, so the partition's
     /// sequence is in doubt until the producer's epoch is bumped.
     sequence_in_doubt: bool,
@@ -145,6 +148,7 @@ impl Producer {
             producer: None,
             sequences: BTreeMap::new(),
             transactional: false,
+            transactional_id: None,
             sequence_in_doubt: false,
         }
     }
@@ -153,7 +157,8 @@ impl Producer {
     /// `producer` (the id and epoch InitProducerId with a transactional id
     /// returned), numbered from 0 on every partition, and marked
     /// transactional.
-    pub(crate) fn use_transactional_id(&mut self, producer: (i64, i16)) {
+    pub(crate) fn use_transactional_id(&mut self, transactional_id: &str, producer: (i64, i16)) {
+        self.transactional_id = Some(transactional_id.to_string());
         self.producer = Some(producer);
         self.sequences.clear();
         self.transactional = true;
@@ -351,6 +356,7 @@ impl Producer {
             Err(error) => return Err(client_error(error)),
         };
         let request = ProduceRequest::default()
+            .with_transactional_id(self.transactional_id.clone().map(|id| TransactionalId(StrBytes::from_string(id))))
             .with_acks(self.config.acks)
             .with_timeout_ms(self.config.request_timeout_ms as i32)
             .with_topic_data(vec![TopicProduceData::default()

@@ -243,7 +243,7 @@ impl TransactionalProducer {
         let response = self.coordinator_call(&request, INIT_PRODUCER_ID_VERSION, |r| r.error_code).await?;
         let producer = (response.producer_id.0, response.producer_epoch);
         self.producer = Some(producer);
-        self.sender.use_transactional_id(producer);
+        self.sender.use_transactional_id(&self.config.transactional_id, producer);
         self.phase = Phase::Ready;
         self.partitions.clear();
         self.groups.clear();

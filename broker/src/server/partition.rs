@@ -197,6 +197,12 @@ impl Partition {
         u64::try_from(self.log.clock.now_ms()).unwrap_or(0)
     }
 
+    /// Whether `producer_id` has a transaction open on this partition
+    /// (a transactional batch since its last marker).
+    pub(crate) fn has_open_transaction(&mut self, producer_id: ProducerId) -> Result<bool, StorageError> {
+        Ok(self.producer_state()?.entry(producer_id).is_some_and(|entry| entry.current_txn_first_offset.is_some()))
+    }
+
     /// The producer state, rebuilt from the log if it was dropped, with
     /// expired producers forgotten.
     fn producer_state(&mut self) -> Result<&mut ProducerStateManager, StorageError> {

@@ -42,7 +42,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
-use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest};
+use kafka_protocol::ResponseError;
+
+use crate::error_codes::KafkaErrorCode;
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
@@ -392,9 +396,11 @@ async fn send_markers(weak: std::sync::Weak<Broker>, markers: MarkerRequest) {
                 remaining.remove(&tp);
             }
         }
+        tracing::debug!(transactional_id = %markers.transactional_id, local = local.len(), remaining = remaining.len(), "markers round");
         let timeout_ms = broker.config.controller_request_timeout_ms.max(1);
         let client_id = format!("txn-coordinator-{}", broker.config.node_id);
         for (addr, partitions) in remote {
+            tracing::debug!(transactional_id = %markers.transactional_id, %addr, partitions = partitions.len(), "markers to a remote leader");
             if !connections.contains_key(&addr) {
                 match Connection::connect(&addr, &client_id, timeout_ms).await {
                     Ok(connection) => {
@@ -409,7 +415,9 @@ async fn send_markers(weak: std::sync::Weak<Broker>, markers: MarkerRequest) {
             let Some(connection) = connections.get_mut(&addr) else { continue };
             match connection.request(&marker_request(&markers, &partitions), WRITE_TXN_MARKERS_VERSION, timeout_ms).await {
                 Ok(response) => {
-                    for tp in written(&response) {
+                    let done = written(&response);
+                    tracing::debug!(transactional_id = %markers.transactional_id, %addr, written = done.len(), ?response, "WriteTxnMarkers answered");
+                    for tp in done {
                         remaining.remove(&tp);
                     }
                 }
@@ -434,3 +442,59 @@ async fn send_markers(weak: std::sync::Weak<Broker>, markers: MarkerRequest) {
         backoff_ms = (backoff_ms * 2).min(MARKER_BACKOFF_MS_MAX);
     }
 }
+
+impl Broker {
+    /// KIP-890 part 1: whether `topic`/`partition` is in the ongoing
+    /// transaction of `producer_id` at `producer_epoch`, as the coordinator
+    /// of `transactional_id` says (this broker's core when it coordinates
+    /// the id, else AddPartitionsToTxn v4 with `verify_only` to the leader
+    /// of the id's `__transaction_state` partition). `Err` is the error
+    /// code the produce gets: INVALID_TXN_STATE when the coordinator says
+    /// no, a retriable code when it cannot be asked.
+    pub(crate) async fn verify_transaction_partition(&self, transactional_id: &str, producer_id: i64, producer_epoch: i16, topic: &str, partition: i32) -> Result<(), i16> {
+        let tp: TopicPartition = (topic.to_string(), partition);
+        let local = self.with_txn_coordinator(Some(transactional_id), |core, _| core.verify_partitions(transactional_id, producer_id, producer_epoch, std::slice::from_ref(&tp)));
+        let refused = |error: TxnError| match error {
+            TxnError::NotCoordinator | TxnError::CoordinatorNotAvailable | TxnError::CoordinatorLoadInProgress | TxnError::ConcurrentTransactions => error.kafka_error_code(),
+            _ => ResponseError::InvalidTxnState.code(),
+        };
+        match local.and_then(|verified| verified) {
+            Ok(results) => return results.into_iter().find(|(found, _)| *found == tp).map_or(Err(ResponseError::InvalidTxnState.code()), |(_, r)| r.map_err(refused)),
+            Err(TxnError::NotCoordinator) if self.cluster.is_some() => {}
+            Err(error) => return Err(refused(error)),
+        }
+        let state_partition = crate::txn::partition_for_transactional_id(transactional_id, self.config.transaction_state_log_num_partitions);
+        let Ok(Some(Some(addr))) = self.marker_destination(&(TXN_STATE_TOPIC.to_string(), state_partition)) else {
+            return Err(ResponseError::NotCoordinator.code());
+        };
+        let request = AddPartitionsToTxnRequest::default().with_transactions(vec![AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(transactional_id.to_string())))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default().with_name(TopicName(StrBytes::from_string(topic.to_string()))).with_partitions(vec![partition])])]);
+        let timeout_ms = self.config.controller_request_timeout_ms.max(1);
+        let client_id = format!("partition-leader-{}", self.config.node_id);
+        let mut connection = Connection::connect(&addr, &client_id, timeout_ms).await.map_err(|_| ResponseError::NotCoordinator.code())?;
+        let response = connection.request(&request, VERIFY_ONLY_VERSION, timeout_ms).await.map_err(|_| ResponseError::NotCoordinator.code())?;
+        if response.error_code != 0 {
+            return Err(response.error_code);
+        }
+        let code = response
+            .results_by_transaction
+            .iter()
+            .flat_map(|t| &t.topic_results)
+            .flat_map(|t| &t.results_by_partition)
+            .map(|p| p.partition_error_code)
+            .next()
+            .unwrap_or(ResponseError::InvalidTxnState.code());
+        match code {
+            0 => Ok(()),
+            c if c == ResponseError::NotCoordinator.code() || c == ResponseError::CoordinatorNotAvailable.code() || c == ResponseError::ConcurrentTransactions.code() => Err(c),
+            _ => Err(ResponseError::InvalidTxnState.code()),
+        }
+    }
+}
+
+/// AddPartitionsToTxn version of a partition leader's verify-only request.
+const VERIFY_ONLY_VERSION: i16 = 4;

@@ -16,6 +16,7 @@ use kafka_protocol::ResponseError;
 
 use crate::replication::ProduceOutcome;
 use crate::server::Broker;
+use crate::storage::BatchHeader;
 
 /// A partition's answer, or what it still waits for.
 enum Pending {
@@ -80,16 +81,54 @@ fn append_partition(
     outcome
 }
 
+/// KIP-890 part 1: a transactional batch that would open its producer's
+/// transaction on this partition is appended only if the transaction
+/// coordinator has the partition in that producer's ongoing transaction
+/// (see `transaction.partition.verification.enable`). `Some(code)` refuses
+/// the partition's data.
+async fn verify_transactional(broker: &Broker, transactional_id: Option<&str>, topic_name: &str, data: &kafka_protocol::messages::produce_request::PartitionProduceData) -> Option<i16> {
+    if !broker.config.transaction_partition_verification_enable {
+        return None;
+    }
+    let header = data.records.as_ref().and_then(|records| BatchHeader::parse(records))?;
+    if !header.is_transactional() || header.is_control() || header.producer_id < 0 {
+        return None;
+    }
+    let Some(transactional_id) = transactional_id.filter(|id| !id.is_empty()) else {
+        // A transactional batch must name its transaction (Kafka: INVALID_REQUEST).
+        return Some(ResponseError::InvalidRequest.code());
+    };
+    let partition = broker.partition(topic_name, data.index).ok()?;
+    let open = partition.lock().unwrap_or_else(|e| e.into_inner()).has_open_transaction(header.producer_id);
+    match open {
+        Ok(true) => None,
+        Err(error) => Some(error.kafka_error_code()),
+        Ok(false) => match broker.verify_transaction_partition(transactional_id, header.producer_id, header.producer_epoch, topic_name, data.index).await {
+            Ok(()) => None,
+            Err(code) => {
+                crate::mark!("txn.partition.verification_refused");
+                tracing::debug!(transactional_id, topic_name, partition = data.index, producer_id = header.producer_id, code, "transactional batch refused: not in its producer's ongoing transaction");
+                Some(code)
+            }
+        },
+    }
+}
+
 pub(super) async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceResponse {
     let timeout_ms = request.timeout_ms.max(0) as u64;
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic_name = topic_data.name.0.as_str().to_string();
-        let pending: Vec<Pending> = topic_data
-            .partition_data
-            .into_iter()
-            .map(|data| append_partition(broker, &topic_name, data, request.acks, timeout_ms))
-            .collect();
+        let mut pending: Vec<Pending> = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            if let Some(code) = verify_transactional(broker, transactional_id.as_deref(), &topic_name, &data).await {
+                let response = PartitionProduceResponse::default().with_index(data.index).with_base_offset(-1).with_log_append_time_ms(-1).with_log_start_offset(-1);
+                pending.push(Pending::Done(response.with_error_code(code)));
+                continue;
+            }
+            pending.push(append_partition(broker, &topic_name, data, request.acks, timeout_ms));
+        }
         topics.push((topic_data.name, pending));
     }
     // Every partition is appended before any wait, so they replicate in
