@@ -37,3 +37,24 @@ def wait_for_file(control_dir, name, deadline_s):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name} never appeared")
         time.sleep(0.05)
+
+
+def read_partition(bootstrap, topic, partition, group_id, deadline_s):
+    """Every message of `topic`/`partition` from its low to its high
+    watermark (as they stand when called), in offset order."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False})
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    consumer.assign([TopicPartition(topic, partition, low)])
+    read = []
+    deadline = time.monotonic() + deadline_s
+    while len(read) < high - low:
+        message = consumer.poll(1.0)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"read {len(read)} of {high - low} records")
+        if message is None or message.error() is not None:
+            continue
+        read.append(message)
+    consumer.close()
+    return read

@@ -15,11 +15,11 @@ import collections
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaProducer
 
-from cluster_script import create_topic, wait_for_file
+from cluster_script import create_topic, read_partition, wait_for_file
 
 TOPIC = "idempotent-failover"
 DEADLINE_S = 60
@@ -99,19 +99,7 @@ settle()
 confluent.flush(DEADLINE_S)
 python.close(timeout=DEADLINE_S)
 
-consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "idempotent-failover-check", "enable.auto.commit": False})
-low, high = consumer.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=10)
-consumer.assign([TopicPartition(TOPIC, 0, low)])
-read = []
-deadline = time.monotonic() + DEADLINE_S
-while len(read) < high - low:
-    message = consumer.poll(1.0)
-    if time.monotonic() > deadline:
-        raise RuntimeError(f"read {len(read)} of {high - low} records")
-    if message is None or message.error() is not None:
-        continue
-    read.append(message.value().decode())
-consumer.close()
+read = [message.value().decode() for message in read_partition(bootstrap, TOPIC, 0, "idempotent-failover-check", DEADLINE_S)]
 
 counts = collections.Counter(read)
 duplicated = sorted(value for value, count in counts.items() if count > 1)

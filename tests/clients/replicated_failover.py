@@ -12,10 +12,10 @@ summary line and `ok`. Raises on any lost record.
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from cluster_script import create_topic, wait_for_file
+from cluster_script import create_topic, read_partition, wait_for_file
 
 TOPIC = "replicated-failover"
 DEADLINE_S = 60
@@ -33,6 +33,7 @@ admin = AdminClient({"bootstrap.servers": bootstrap})
 create_topic(admin, TOPIC, 1, 3, DEADLINE_S)
 
 # Wait for a leader and a full ISR.
+deadline = time.monotonic() + DEADLINE_S
 while True:
     partition = partition_metadata(admin)
     if partition is not None and partition.leader >= 0 and len(partition.isrs) == 3:
@@ -86,24 +87,7 @@ if producer.flush(DEADLINE_S):
     raise RuntimeError("records unacknowledged after the restart")
 
 new_leader = partition_metadata(admin).leader
-consumer = Consumer({
-    "bootstrap.servers": bootstrap,
-    "group.id": "replicated-failover-check",
-    "enable.auto.commit": False,
-})
-low, high = consumer.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=10)
-consumer.assign([TopicPartition(TOPIC, 0, low)])
-read = []
-deadline = time.monotonic() + DEADLINE_S
-while len(read) < high - low:
-    message = consumer.poll(1.0)
-    if time.monotonic() > deadline:
-        raise RuntimeError(f"read {len(read)} of {high - low} records")
-    if message is None or message.error() is not None:
-        continue
-    read.append((message.offset(), int(message.value())))
-consumer.close()
-
+read = [(message.offset(), int(message.value())) for message in read_partition(bootstrap, TOPIC, 0, "replicated-failover-check", DEADLINE_S)]
 read_values = [value for _, value in read]
 offsets = [offset for offset, _ in read]
 assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets), "offsets in order, each once"

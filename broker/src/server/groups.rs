@@ -50,8 +50,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -328,19 +327,7 @@ impl Broker {
 
     /// Starts the coordinator's clock once.
     fn start_group_ticker(&self) {
-        if self.groups.ticking.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let Some(broker) = self.self_ref.upgrade() else { return };
-        tokio::spawn(async move {
-            let weak = Arc::downgrade(&broker);
-            drop(broker);
-            loop {
-                tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
-                let Some(broker) = weak.upgrade() else { return };
-                broker.tick_groups();
-            }
-        });
+        self.start_coordinator_ticker(&self.groups.ticking, TICK_MS, Broker::tick_groups);
     }
 
     /// One tick: ownership follows leadership, then sessions and deadlines.

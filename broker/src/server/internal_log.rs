@@ -211,4 +211,23 @@ impl Broker {
             Ok(Err(_)) | Err(_) => Err(InternalLogError::Unavailable),
         }
     }
+
+    /// Starts a coordinator's clock once (`ticking` remembers it): every
+    /// `period_ms` of the broker's clock, `tick` runs on the broker, until
+    /// the broker is gone.
+    pub(crate) fn start_coordinator_ticker(&self, ticking: &std::sync::atomic::AtomicBool, period_ms: u64, tick: fn(&Broker)) {
+        if ticking.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let Some(broker) = self.self_ref.upgrade() else { return };
+        tokio::spawn(async move {
+            let weak = std::sync::Arc::downgrade(&broker);
+            drop(broker);
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(period_ms)).await;
+                let Some(broker) = weak.upgrade() else { return };
+                tick(&broker);
+            }
+        });
+    }
 }

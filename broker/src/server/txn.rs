@@ -300,19 +300,7 @@ impl Broker {
 
     /// Starts the coordinator's clock once.
     fn start_txn_ticker(&self) {
-        if self.txns.ticking.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let Some(broker) = self.self_ref.upgrade() else { return };
-        tokio::spawn(async move {
-            let weak = Arc::downgrade(&broker);
-            drop(broker);
-            loop {
-                tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
-                let Some(broker) = weak.upgrade() else { return };
-                broker.tick_txns();
-            }
-        });
+        self.start_coordinator_ticker(&self.txns.ticking, TICK_MS, Broker::tick_txns);
     }
 
     /// One tick: ownership follows leadership, then timeouts and expiry.
