@@ -34,3 +34,18 @@ fn ambiguous_retries_without_idempotence_duplicate_records() {
     let seed = first_seed_showing(1..=10, &["client.enable.idempotence=false"], &["duplicate"]);
     println!("client.enable.idempotence=false: seed {seed}");
 }
+
+/// KIP-890 part 1 off: in seed 796 a produce the transactional producer
+/// had given up on reaches its partition's leader after the transaction's
+/// abort marker and opens a transaction no coordinator knows, so the
+/// partition's last stable offset stops for good and the read_committed
+/// consumers never drain (the same seed is valid with the defense on: it
+/// is in the seed corpus).
+#[test]
+fn without_partition_verification_a_late_produce_leaves_a_transaction_hanging() {
+    let options = dlog_tests::scenario_options(SCENARIO, 796, &["transaction.partition.verification.enable=false"]);
+    match scenarios::run::run_seed(&options) {
+        Err(error) => assert!(error.to_string().contains("liveness"), "seed 796 failed otherwise: {error}"),
+        Ok(outcome) => panic!("seed 796 with verification off ran to the end: {:?}", outcome.report.valid),
+    }
+}
