@@ -600,17 +600,25 @@ impl GroupCoordinator {
     /// [`Self::commit_appended`].
     pub fn prepare_commit(&mut self, now_ms: u64, request: CommitRequest) -> CommitPlan {
         let verdict = self.validate_commit(now_ms, &request);
+        self.plan_commit(now_ms, request.group_id, request.offsets, verdict)
+    }
+
+    /// The plan of a commit (plain or transactional) whose request-level
+    /// checks gave `verdict`: each offset is accepted unless its metadata
+    /// is too large, stamped with `now_ms`, and gets its record.
+    pub(super) fn plan_commit(&mut self, now_ms: u64, group_id: String, offsets: Vec<(TopicPartition, CommittedOffset)>, verdict: Result<(), GroupError>) -> CommitPlan {
         self.append_seq += 1;
-        let mut plan = CommitPlan { group_id: request.group_id.clone(), results: Vec::new(), accepted: Vec::new(), records: Vec::new(), append_seq: self.append_seq };
-        for (tp, mut offset) in request.offsets {
+        let mut plan = CommitPlan { group_id, results: Vec::new(), accepted: Vec::new(), records: Vec::new(), append_seq: self.append_seq };
+        for (tp, mut offset) in offsets {
             let result = verdict.and_then(|()| if offset.metadata.len() > 4096 { Err(GroupError::OffsetMetadataTooLarge) } else { Ok(()) });
             if result.is_ok() {
                 offset.commit_timestamp_ms = now_ms as i64;
-                plan.records.push(OffsetsRecord::Offset { group_id: request.group_id.clone(), partition: tp.clone(), value: Some(offset.clone()) });
+                plan.records.push(OffsetsRecord::Offset { group_id: plan.group_id.clone(), partition: tp.clone(), value: Some(offset.clone()) });
                 plan.accepted.push((tp.clone(), offset));
             }
             plan.results.push((tp, result));
         }
+        debug_assert_eq!(plan.records.len(), plan.accepted.len(), "one record per accepted offset");
         plan
     }
 

@@ -384,11 +384,9 @@ async fn send_markers(weak: std::sync::Weak<Broker>, markers: MarkerRequest) {
                 remaining.remove(&tp);
             }
         }
-        tracing::debug!(transactional_id = %markers.transactional_id, local = local.len(), remaining = remaining.len(), "markers round");
         let timeout_ms = broker.config.controller_request_timeout_ms.max(1);
         let client_id = format!("txn-coordinator-{}", broker.config.node_id);
         for (addr, partitions) in remote {
-            tracing::debug!(transactional_id = %markers.transactional_id, %addr, partitions = partitions.len(), "markers to a remote leader");
             if !connections.contains_key(&addr) {
                 match Connection::connect(&addr, &client_id, timeout_ms).await {
                     Ok(connection) => {
@@ -403,9 +401,7 @@ async fn send_markers(weak: std::sync::Weak<Broker>, markers: MarkerRequest) {
             let Some(connection) = connections.get_mut(&addr) else { continue };
             match connection.request(&marker_request(&markers, &partitions), WRITE_TXN_MARKERS_VERSION, timeout_ms).await {
                 Ok(response) => {
-                    let done = written(&response);
-                    tracing::debug!(transactional_id = %markers.transactional_id, %addr, written = done.len(), ?response, "WriteTxnMarkers answered");
-                    for tp in done {
+                    for tp in written(&response) {
                         remaining.remove(&tp);
                     }
                 }

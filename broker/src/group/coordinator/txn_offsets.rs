@@ -50,27 +50,17 @@ impl GroupCoordinator {
     /// until [`Self::txn_commit_appended`].
     pub fn prepare_txn_commit(&mut self, now_ms: u64, request: TxnCommitRequest) -> TxnCommitPlan {
         let verdict = self.validate_txn_commit(now_ms, &request);
-        self.append_seq += 1;
-        let mut plan = TxnCommitPlan {
-            group_id: request.group_id.clone(),
-            producer_id: request.producer_id,
-            producer_epoch: request.producer_epoch,
-            results: Vec::new(),
-            accepted: Vec::new(),
-            records: Vec::new(),
-            append_seq: self.append_seq,
-        };
-        for (tp, mut offset) in request.offsets {
-            let result = verdict.and_then(|()| if offset.metadata.len() > 4096 { Err(GroupError::OffsetMetadataTooLarge) } else { Ok(()) });
-            if result.is_ok() {
-                offset.commit_timestamp_ms = now_ms as i64;
-                plan.records.push(OffsetsRecord::Offset { group_id: request.group_id.clone(), partition: tp.clone(), value: Some(offset.clone()) });
-                plan.accepted.push((tp.clone(), offset));
-            }
-            plan.results.push((tp, result));
+        let (producer_id, producer_epoch) = (request.producer_id, request.producer_epoch);
+        let plan = self.plan_commit(now_ms, request.group_id, request.offsets, verdict);
+        TxnCommitPlan {
+            group_id: plan.group_id,
+            producer_id,
+            producer_epoch,
+            results: plan.results,
+            accepted: plan.accepted,
+            records: plan.records,
+            append_seq: plan.append_seq,
         }
-        debug_assert_eq!(plan.records.len(), plan.accepted.len(), "one record per accepted offset");
-        plan
     }
 
     fn validate_txn_commit(&mut self, now_ms: u64, request: &TxnCommitRequest) -> Result<(), GroupError> {
